@@ -1,0 +1,249 @@
+"""Frozen configuration dataclasses, one per component, composed into `EnvConfig`.
+
+Every config is immutable and validated on construction; building one from a mapping
+(`from_dict`) raises on unknown keys so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names it."""
+
+
+def _from_dict(cls, values: dict[str, Any] | None, where: str):
+    values = dict(values or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {where} keys {unknown}; known keys: {sorted(known)}")
+    return cls(**values)
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    """The ego's dynamic bicycle (Ford-Fusion-like, as AlpaSim's vehicle) and its actuator limits.
+
+    Attributes:
+        mass: Vehicle mass, kg.
+        yaw_inertia: Yaw moment of inertia, kg m^2.
+        lf: Centre of gravity to front axle, m.
+        lr: Centre of gravity to rear axle, m.
+        cornering_front: Front-axle cornering stiffness, N/rad.
+        cornering_rear: Rear-axle cornering stiffness, N/rad.
+        tau_acc: First-order lag of the acceleration actuator, s.
+        tau_steer: First-order lag of the steering actuator, s.
+        blend_lo: Below this speed the model is purely kinematic, m/s.
+        blend_hi: Above this speed the model is purely dynamic, m/s.
+        substeps: RK2 sub-steps per 0.1 s step (10 gives 10 ms sub-steps).
+        max_acc: Largest acceleration command, m/s^2 (action +1).
+        max_brake: Largest braking deceleration, m/s^2 (action -1).
+        max_steer: Largest front-wheel angle, rad (action +-1).
+        max_steer_rate: Steering-rate limit, rad/s.
+        max_speed: Speed cap, m/s.
+    """
+
+    mass: float = 1750.0
+    yaw_inertia: float = 2900.0
+    lf: float = 1.2
+    lr: float = 1.6
+    cornering_front: float = 80000.0
+    cornering_rear: float = 80000.0
+    tau_acc: float = 0.1
+    tau_steer: float = 0.1
+    blend_lo: float = 3.0
+    blend_hi: float = 5.0
+    substeps: int = 10
+    max_acc: float = 3.0
+    max_brake: float = 6.0
+    max_steer: float = 0.5
+    max_steer_rate: float = 0.7
+    max_speed: float = 40.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            _check(np.isfinite(v) and v > 0, f"dynamics.{f.name} must be a positive number, got {v!r}")
+        _check(self.blend_lo < self.blend_hi, "dynamics.blend_lo must be below dynamics.blend_hi")
+
+    def to_array(self) -> np.ndarray:
+        """The (NUM_PARAMS,) float64 parameter vector the dynamics kernels read."""
+        from alpagym_env.sim import dynamics as d
+
+        p = np.zeros(d.NUM_PARAMS)
+        p[d.P_MASS], p[d.P_IZ], p[d.P_LF], p[d.P_LR] = self.mass, self.yaw_inertia, self.lf, self.lr
+        p[d.P_CF], p[d.P_CR] = self.cornering_front, self.cornering_rear
+        p[d.P_TAU_ACC], p[d.P_TAU_STEER] = self.tau_acc, self.tau_steer
+        p[d.P_BLEND_LO], p[d.P_BLEND_HI], p[d.P_SUBSTEPS] = self.blend_lo, self.blend_hi, self.substeps
+        p[d.P_MAX_ACC], p[d.P_MAX_BRAKE] = self.max_acc, self.max_brake
+        p[d.P_MAX_STEER], p[d.P_MAX_STEER_RATE], p[d.P_MAX_SPEED] = (
+            self.max_steer,
+            self.max_steer_rate,
+            self.max_speed,
+        )
+        return p
+
+
+AGENT_MODES = ("replay", "idm")
+
+
+@dataclass(frozen=True)
+class AgentsConfig:
+    """How the vehicles the policy does not control move.
+
+    Attributes:
+        mode: ``"replay"`` follows the logs exactly (non-reactive, as the AlpaSim challenge);
+            ``"idm"`` drives each agent along its logged path with IDM car-following, tracking its
+            logged position when unobstructed (so it still stops where the log stopped, e.g. at reds).
+        a_max: IDM maximum acceleration, m/s^2.
+        b_comf: IDM comfortable deceleration, m/s^2.
+        b_max: Hardest braking a reactive agent applies, m/s^2.
+        s0: IDM jam distance, m.
+        headway: IDM time headway, s.
+        track_gain: Gain pulling a reactive agent back to its logged position, 1/s.
+        lookahead: Distance within which a leader is searched, m.
+    """
+
+    mode: str = "replay"
+    a_max: float = 2.0
+    b_comf: float = 2.5
+    b_max: float = 8.0
+    s0: float = 2.0
+    headway: float = 1.0
+    track_gain: float = 0.5
+    lookahead: float = 60.0
+
+    def __post_init__(self) -> None:
+        _check(self.mode in AGENT_MODES, f"agents.mode must be one of {AGENT_MODES}, got {self.mode!r}")
+        for f in fields(self)[1:]:
+            v = getattr(self, f.name)
+            _check(np.isfinite(v) and v > 0, f"agents.{f.name} must be a positive number, got {v!r}")
+
+    def to_array(self) -> np.ndarray:
+        """(7,) float64 ``[a_max, b_comf, b_max, s0, headway, track_gain, lookahead]``."""
+        return np.array([getattr(self, f.name) for f in fields(self)[1:]], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class ObsConfig:
+    """Sizes of the flat observation (layout in `alpagym_env.sim.observation`).
+
+    Attributes:
+        num_agents: K nearest agents observed.
+        agent_range: Agents farther than this are masked out, m.
+        route_points: Route waypoints ahead of the ego.
+        route_spacing: Arc-length spacing of the waypoints, m.
+        position_scale: Positions are divided by this, m.
+        speed_scale: Speeds are divided by this, m/s.
+    """
+
+    num_agents: int = 8
+    agent_range: float = 60.0
+    route_points: int = 10
+    route_spacing: float = 5.0
+    position_scale: float = 50.0
+    speed_scale: float = 20.0
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.num_agents <= 63, f"obs.num_agents must be in 1..63, got {self.num_agents}")
+        _check(2 <= self.route_points <= 64, f"obs.route_points must be in 2..64, got {self.route_points}")
+        for name in ("agent_range", "route_spacing", "position_scale", "speed_scale"):
+            v = getattr(self, name)
+            _check(np.isfinite(v) and v > 0, f"obs.{name} must be a positive number, got {v!r}")
+
+
+@dataclass(frozen=True)
+class TerminationConfig:
+    """Which events end an episode early (`terminated=True`); the horizon truncates.
+
+    Attributes:
+        at_fault_collision: Terminate on a front or lateral collision of the ego.
+        any_collision: Terminate on any collision, at fault or not.
+        offroad: Terminate when a corner of the ego box leaves the drivable area.
+        route_complete: Terminate when the ego reaches the end of its route.
+    """
+
+    at_fault_collision: bool = True
+    any_collision: bool = False
+    offroad: bool = True
+    route_complete: bool = True
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Everything that defines an `AlpaDrive` env; built from the env's keyword arguments.
+
+    Attributes:
+        suite: Named scenario suite the env samples from (see `alpagym_env.scenarios`).
+        horizon: Steps per episode before truncation (200 = 20 s at 10 Hz).
+        action_type: ``"control"`` (normalised acceleration and steering).
+        obs_type: ``"flat"`` (one float32 vector) or ``"dict"``.
+        max_agents: Agent slots per scene; scenes with more agents keep the nearest to the ego.
+        dynamics: The ego vehicle model.
+        agents: Non-controlled vehicles.
+        obs: Observation sizes.
+        termination: Early-termination switches.
+    """
+
+    suite: str = "train"
+    horizon: int = 200
+    action_type: str = "control"
+    obs_type: str = "flat"
+    max_agents: int = 64
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
+    obs: ObsConfig = field(default_factory=ObsConfig)
+    termination: TerminationConfig = field(default_factory=TerminationConfig)
+
+    def __post_init__(self) -> None:
+        _check(
+            self.action_type in ACTION_TYPES,
+            f"action_type must be one of {ACTION_TYPES}, got {self.action_type!r}",
+        )
+        _check(self.obs_type in OBS_TYPES, f"obs_type must be one of {OBS_TYPES}, got {self.obs_type!r}")
+        _check(1 <= self.horizon <= 10_000, f"horizon must be in 1..10000 steps, got {self.horizon}")
+        _check(2 <= self.max_agents <= 256, f"max_agents must be in 2..256, got {self.max_agents}")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> EnvConfig:
+        """Builds the config from env keyword arguments; nested sections accept dicts or configs."""
+        sections = {
+            "dynamics": DynamicsConfig,
+            "agents": AgentsConfig,
+            "obs": ObsConfig,
+            "termination": TerminationConfig,
+        }
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ConfigError(f"unknown env arguments {unknown}; known: {sorted(known)}")
+        values = {}
+        for key, value in kwargs.items():
+            if key in sections and isinstance(value, str) and key == "agents":
+                value = AgentsConfig(mode=value)
+            elif key in sections and not isinstance(value, sections[key]):
+                if not isinstance(value, dict):
+                    raise ConfigError(
+                        f"{key} must be a {sections[key].__name__} or a dict, got {type(value).__name__}"
+                    )
+                value = _from_dict(sections[key], value, key)
+            values[key] = value
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> EnvConfig:
+        return dataclasses.replace(self, **changes)
+
+
+ACTION_TYPES = ("control",)
+OBS_TYPES = ("flat", "dict")

@@ -1,0 +1,265 @@
+"""`BatchedSim`: the one stateful simulator, B scenes x N agent slots as contiguous arrays.
+
+The single env is this engine with B = 1, the vector env the same engine with B = num_envs, and the
+multi-agent env controls several slots of each scene. All per-step work happens in the Numba kernels
+of `alpagym_env.sim.engine`; this class owns the buffers, loads compiled scenes into them, and
+copies snapshots in and out.
+
+Buffers (B scenes, N = max_agents slots, C controlled slots, T = horizon + 1 log steps):
+
+- scene: log (B, N, T, 5), log_valid (B, N, T), log_s (B, N, T), size (B, N, 2), n_agents (B,),
+  edges (B, E, 4), n_edges (B,), lights (B, K, T)
+- routes: route (B, C, R, 5), n_route (B, C), edges (B, C, E2, 4), edge_bins (B, C, NB + 1),
+  lanes (B, C, L2, 5), lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
+  gt (B, C, 2)
+- state: agent (B, N, 8), valid (B, N), path_s (B, N), t (B,), track (B, C, NUM_TRACK),
+  episode (B, C, NUM_CHANNELS, 3)
+
+Capacities E, K, R, E2, L2, NB and S grow when a larger scene is loaded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from alpagym_env import metrics as M
+from alpagym_env.config import EnvConfig
+from alpagym_env.scenarios.schema import Scenario
+from alpagym_env.sim import engine
+from alpagym_env.sim.dynamics import NUM_STATE
+from alpagym_env.sim.measure import NUM_TRACK, TR_CUT_STEPS
+from alpagym_env.sim.observation import obs_params, obs_size
+from alpagym_env.sim.scene import CompiledScene, compile_scene
+
+SCENE_FIELDS = ("log", "log_valid", "log_s", "size", "n_agents", "edges", "n_edges", "lights")
+ROUTE_FIELDS = (
+    "route",
+    "n_route",
+    "edges",
+    "edge_bins",
+    "lanes",
+    "lane_bins",
+    "n_bins",
+    "stops",
+    "n_stops",
+    "gt",
+)
+STATE_FIELDS = ("agent", "valid", "path_s", "t", "track", "episode")
+
+
+def _fit(arr: np.ndarray, axis_sizes: dict[int, int]) -> np.ndarray:
+    """`arr` grown (zero-padded) so that dimension `d` holds at least `axis_sizes[d]`."""
+    shape = list(arr.shape)
+    grow = False
+    for d, need in axis_sizes.items():
+        if need > shape[d]:
+            shape[d], grow = max(need, int(shape[d] * 1.5)), True
+    if not grow:
+        return arr
+    new = np.zeros(shape, dtype=arr.dtype)
+    new[tuple(slice(0, s) for s in arr.shape)] = arr
+    return new
+
+
+class BatchedSim:
+    """B scenes stepped together by one kernel call.
+
+    Args:
+        config: The env configuration.
+        num_scenes: B.
+        scenario_source: Maps a scenario index to a `Scenario` (a list, a suite, or a callable).
+        num_scenarios: How many indices the source has.
+        num_controlled: C, controlled slots per scene (1: the ego).
+        reward_index: (Kr,) int64 metric channel of each reward term.
+        reward_scale: (Kr,) float64 scale of each reward term.
+        cache_size: Compiled scenes kept in memory.
+    """
+
+    def __init__(
+        self,
+        config: EnvConfig,
+        num_scenes: int,
+        scenario_source: Sequence[Scenario] | Callable[[int], Scenario],
+        num_scenarios: int,
+        num_controlled: int = 1,
+        reward_index: np.ndarray | None = None,
+        reward_scale: np.ndarray | None = None,
+        cache_size: int = 512,
+    ) -> None:
+        self.config = config
+        self.num_scenes, self.num_controlled = num_scenes, num_controlled
+        self._source = scenario_source
+        self.num_scenarios = num_scenarios
+        self._cache: OrderedDict[tuple, CompiledScene] = OrderedDict()
+        self._cache_size = cache_size
+        b, c, n, t = num_scenes, num_controlled, config.max_agents, config.horizon + 1
+        self.dt = 0.1
+        self.obs_dim = obs_size(config.obs.num_agents, config.obs.route_points)
+        self.scene = {
+            "log": np.zeros((b, n, t, 5)),
+            "log_valid": np.zeros((b, n, t), dtype=np.bool_),
+            "log_s": np.zeros((b, n, t)),
+            "size": np.ones((b, n, 2)),
+            "n_agents": np.zeros(b, dtype=np.int64),
+            "edges": np.zeros((b, 1, 4)),
+            "n_edges": np.zeros(b, dtype=np.int64),
+            "lights": np.zeros((b, 1, t), dtype=np.int8),
+        }
+        self.routes = {
+            "route": np.zeros((b, c, 2, 5)),
+            "n_route": np.full((b, c), 2, dtype=np.int64),
+            "edges": np.zeros((b, c, 1, 4)),
+            "edge_bins": np.zeros((b, c, 2), dtype=np.int64),
+            "lanes": np.zeros((b, c, 1, 5)),
+            "lane_bins": np.zeros((b, c, 2), dtype=np.int64),
+            "n_bins": np.ones((b, c), dtype=np.int64),
+            "stops": np.zeros((b, c, 1, 2)),
+            "n_stops": np.zeros((b, c), dtype=np.int64),
+            "gt": np.zeros((b, c, 2)),
+        }
+        self.state = {
+            "agent": np.zeros((b, n, NUM_STATE)),
+            "valid": np.zeros((b, n), dtype=np.bool_),
+            "path_s": np.zeros((b, n)),
+            "t": np.zeros(b, dtype=np.int64),
+            "track": np.zeros((b, c, NUM_TRACK)),
+            "episode": np.zeros((b, c, M.NUM_CHANNELS, 3)),
+        }
+        self.scenario_index = np.full(b, -1, dtype=np.int64)
+        self.compiled: list[CompiledScene | None] = [None] * b
+        self.expert = np.zeros((b, c), dtype=np.bool_)
+        self.active = np.ones(b, dtype=np.bool_)
+        term = config.termination
+        flags = [term.at_fault_collision, term.any_collision, term.offroad, term.route_complete]
+        ri = np.zeros(0, dtype=np.int64) if reward_index is None else np.asarray(reward_index, dtype=np.int64)
+        rs = np.zeros(0) if reward_scale is None else np.asarray(reward_scale, dtype=np.float64)
+        # Per-scene agent mode: the config's, switchable per scene (`agent_mode[b] = MODE_IDM`).
+        self.agent_mode = np.full(b, engine.MODE_IDM if config.agents.mode == "idm" else engine.MODE_REPLAY)
+        self.params = (
+            config.dynamics.to_array(),
+            config.agents.to_array(),
+            obs_params(config.obs, config.dynamics.max_steer, config.horizon),
+            np.array(flags, dtype=np.bool_),
+            ri,
+            rs,
+            self.agent_mode,
+            self.dt,
+            config.horizon,
+        )
+        self.out = engine.empty_out(b, c, n, self.obs_dim, ri.shape[0])
+        self.obs, self.metrics, self.reward_terms, self.reward, self.terminated, self.truncated, _ = self.out
+
+    # ------------------------------------------------------------------------------------- scenes
+
+    def scenario(self, index: int) -> Scenario:
+        src = self._source
+        return src(index) if callable(src) else src[index]
+
+    def compile(self, index: int, controlled: tuple[int, ...] | None = None) -> CompiledScene:
+        """The compiled scene of scenario `index` (cached)."""
+        key = (index, controlled)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        s = self.scenario(index)
+        if s.dt != self.dt:
+            raise ValueError(f"scenario {s.scenario_id} has dt={s.dt} s; AlpaGym steps at {self.dt} s")
+        cs = compile_scene(s, self.config.horizon, self.config.max_agents, controlled)
+        self._cache[key] = cs
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return cs
+
+    def _grow(self, group: dict, name: str, sizes: dict[int, int]) -> np.ndarray:
+        group[name] = _fit(group[name], sizes)
+        return group[name]
+
+    def load(self, b: int, index: int, controlled: tuple[int, ...] | None = None) -> None:
+        """Copies scenario `index` into scene slot `b` (does not reset its state)."""
+        cs = self.compile(index, controlled)
+        if len(cs.routes) != self.num_controlled:
+            raise ValueError(f"scene needs {self.num_controlled} controlled agents, got {len(cs.routes)}")
+        sc, n = self.scene, cs.num_agents
+        for name in ("log", "log_valid", "log_s", "size"):
+            sc[name][b] = 0
+        sc["size"][b] = 1.0
+        sc["log"][b, :n], sc["log_valid"][b, :n], sc["log_s"][b, :n] = cs.log, cs.log_valid, cs.log_s
+        sc["size"][b, :n] = cs.size
+        sc["n_agents"][b] = n
+        self._grow(sc, "edges", {1: cs.edges.shape[0]})[b, : cs.edges.shape[0]] = cs.edges
+        sc["n_edges"][b] = cs.edges.shape[0]
+        lights = self._grow(sc, "lights", {1: cs.lights.shape[0]})
+        lights[b] = 0
+        lights[b, : cs.lights.shape[0]] = cs.lights
+        rt = self.routes
+        for c, r in enumerate(cs.routes):
+            nb = r.edge_bins.shape[0]
+            self._grow(rt, "route", {2: r.route.shape[0]})[b, c, : r.route.shape[0]] = r.route
+            rt["n_route"][b, c] = r.route.shape[0]
+            self._grow(rt, "edges", {2: r.edges.shape[0]})[b, c, : r.edges.shape[0]] = r.edges
+            self._grow(rt, "edge_bins", {2: nb})[b, c, :nb] = r.edge_bins
+            self._grow(rt, "lanes", {2: r.lanes.shape[0]})[b, c, : r.lanes.shape[0]] = r.lanes
+            self._grow(rt, "lane_bins", {2: nb})[b, c, :nb] = r.lane_bins
+            rt["n_bins"][b, c] = nb - 1
+            self._grow(rt, "stops", {2: r.stops.shape[0]})[b, c, : r.stops.shape[0]] = r.stops
+            rt["n_stops"][b, c] = r.stops.shape[0]
+            rt["gt"][b, c] = r.s_start, r.log_length
+        self.scenario_index[b] = index
+        self.compiled[b] = cs
+
+    def _tuples(self):
+        return (
+            tuple(self.scene[k] for k in SCENE_FIELDS),
+            tuple(self.routes[k] for k in ROUTE_FIELDS),
+            tuple(self.state[k] for k in STATE_FIELDS),
+        )
+
+    # ---------------------------------------------------------------------------------- stepping
+
+    def reset(self, indices: Sequence[int], scenario_ids: Sequence[int]) -> None:
+        """Loads `scenario_ids[i]` into scene `indices[i]` and puts it at step 0."""
+        mask = np.zeros(self.num_scenes, dtype=np.bool_)
+        for b, sid in zip(indices, scenario_ids, strict=True):
+            self.load(int(b), int(sid))
+            mask[b] = True
+        self.expert[mask] = False
+        scene, routes, state = self._tuples()
+        engine.reset_batch(mask, self.num_controlled, scene, routes, state, self.params, self.out)
+
+    def step(self, actions: np.ndarray) -> None:
+        """Advances the active scenes by one step; results are in `obs`, `reward`, `metrics`, ..."""
+        scene, routes, state = self._tuples()
+        engine.step_batch(actions, self.active, self.expert, scene, routes, state, self.params, self.out)
+
+    # --------------------------------------------------------------------------------- snapshots
+
+    def get_state(self, b: int) -> dict:
+        """A deep copy of scene `b`'s dynamic state (enough to resume it exactly)."""
+        snap = {k: v[b].copy() for k, v in self.state.items()}
+        snap["scenario_index"] = int(self.scenario_index[b])
+        snap["expert"] = self.expert[b].copy()
+        snap["obs"] = self.obs[b].copy()
+        return snap
+
+    def set_state(self, b: int, snap: dict) -> None:
+        """Restores a snapshot from `get_state` into scene `b` (loading its scenario if needed)."""
+        if int(self.scenario_index[b]) != snap["scenario_index"]:
+            self.load(b, snap["scenario_index"])
+        for k, v in self.state.items():
+            v[b] = snap[k]
+        self.expert[b] = snap["expert"]
+        self.obs[b] = snap["obs"]
+
+    def episode_metrics(self, b: int, c: int = 0) -> dict[str, float]:
+        """The named closed-loop metrics of scene `b`'s current episode for controlled slot `c`."""
+        tr = self.state["track"][b, c]
+        return M.episode_metrics(
+            self.state["episode"][b, c],
+            int(self.state["t"][b]),
+            int(tr[TR_CUT_STEPS]),
+            float(self.routes["gt"][b, c, 1]),
+        )

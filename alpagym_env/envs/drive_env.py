@@ -1,0 +1,249 @@
+"""`AlpaDrive-v0`: the single-agent Gymnasium env, `BatchedSim` with one scene."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from alpagym_env import metrics as M
+from alpagym_env.config import EnvConfig
+from alpagym_env.envs.batched_sim import BatchedSim
+from alpagym_env.rewards import Reward, resolve
+from alpagym_env.scenarios.schema import Scenario
+from alpagym_env.sim.observation import OBS_BOUND, obs_layout
+
+
+def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Validates a batch of normalised actions: float64 array of `shape`, finite, clipped to [-1, 1].
+
+    Raises:
+        ValueError: naming the wrong shape or the non-finite entries.
+    """
+    a = np.asarray(actions, dtype=np.float64)
+    if a.shape != shape:
+        a = a.reshape(shape) if a.size == int(np.prod(shape)) and a.ndim == len(shape) - 1 else a
+        if a.shape != shape:
+            raise ValueError(f"action has shape {np.shape(actions)}, expected {shape}")
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a)).tolist()
+        raise ValueError(f"action contains NaN or inf at {bad}: {np.asarray(actions).tolist()}")
+    return np.clip(a, -1.0, 1.0)
+
+
+def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> Sequence[Scenario]:
+    """The scenes an env samples from: `scenarios` if given, else the configured named suite."""
+    if scenarios is not None:
+        scenarios = list(scenarios)
+        if not scenarios or not all(isinstance(s, Scenario) for s in scenarios):
+            raise ValueError("scenarios must be a non-empty sequence of Scenario objects")
+        return scenarios
+    from alpagym_env.scenarios import load_suite
+
+    return load_suite(config.suite)
+
+
+def observation_space(config: EnvConfig, dim: int) -> spaces.Space:
+    if config.obs_type == "flat":
+        return spaces.Box(-OBS_BOUND, OBS_BOUND, (dim,), np.float32)
+    layout = obs_layout(config.obs.num_agents, config.obs.route_points)
+    return spaces.Dict(
+        {k: spaces.Box(-OBS_BOUND, OBS_BOUND, shape, np.float32) for k, (_, shape) in layout.items()}
+    )
+
+
+class AlpaDriveEnv(gym.Env):
+    """Closed-loop driving of the ego vehicle through procedural or imported scenes.
+
+    ## Description
+    The policy drives the ego vehicle of a scene for 20 s at 10 Hz among agents that replay their
+    logs (as the AlpaSim challenge) or react with IDM car-following. Every scene comes with the
+    ego's expert log, so closed-loop metrics compare the policy with what the expert did.
+
+    ## Action Space
+    ``action_type="control"``: ``Box(-1, 1, (2,), float32)``: ``[acceleration, steering]``.
+    Acceleration +1 is `DynamicsConfig.max_acc` (3 m/s^2) and -1 is `max_brake` (6 m/s^2 of braking);
+    steering +-1 is `max_steer` (0.5 rad of front-wheel angle, positive turns left). Commands pass
+    through first-order actuator lags (0.1 s) into a dynamic bicycle. Out-of-range values are clipped;
+    NaN, inf or a wrong shape raise `ValueError`.
+
+    ## Observation Space
+    ``obs_type="flat"`` (default): a float32 vector in the ego frame whose layout is documented in
+    `alpagym_env.sim.observation` (ego state, route waypoints with free road widths, the K nearest
+    agents, the next traffic light); 126 values with the defaults. ``obs_type="dict"`` gives the same
+    values as a `Dict` of ``ego``, ``route``, ``agents`` and ``light``.
+
+    ## Rewards
+    A list of ``{kind, name, scale}`` terms or a preset name (`alpagym_env.rewards`); default
+    ``progress_safety``: +1 x route progress (fraction of the logged path per step), -10 x at-fault
+    collision, -5 x off-road, -0.01 x distance to the logged position (m). Each term's value is in
+    ``info["reward_terms"]``. A callable ``reward(metrics) -> float`` may replace the terms; it gets
+    the step's metric channels by name.
+
+    ## Starting State
+    A scene drawn uniformly from the suite with the env's RNG (or ``options={"scenario_index": i}``),
+    with every agent at its logged state of step 0; ``options={"state": snapshot}`` resumes a snapshot
+    taken by `get_state`.
+
+    ## Episode End
+    Terminated on an at-fault collision, off-road, or reaching the end of the route (each switchable
+    with ``termination={...}``); truncated after ``horizon`` steps (200). At the end,
+    ``info["episode"]`` holds the episode's closed-loop metrics (`alpagym_env.metrics`), the AlpaSim
+    scene score, the return ``r`` and length ``l``.
+
+    ## Arguments
+    ``suite`` (``"train"``), ``scenarios`` (a list of `Scenario` instead of a suite), ``horizon``,
+    ``action_type``, ``obs_type``, ``reward``, ``agents`` (``"replay"`` or ``"idm"`` or a dict of
+    `AgentsConfig`), ``dynamics``, ``obs``, ``termination``, ``max_agents``, ``render_mode``
+    (``"rgb_array"``), ``render_config``. Unknown arguments raise.
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        reward: str | Sequence | Callable | Reward | None = None,
+        scenarios: Sequence[Scenario] | None = None,
+        render_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
+        self.config = EnvConfig.from_kwargs(**kwargs)
+        self.render_mode = render_mode
+        self.reward_spec = resolve(reward)
+        self._scenarios = scenario_source(self.config, scenarios)
+        index, scale = self.reward_spec.kernel_arrays()
+        self.sim = BatchedSim(self.config, 1, self._scenarios, len(self._scenarios), 1, index, scale)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = observation_space(self.config, self.sim.obs_dim)
+        self._layout = obs_layout(self.config.obs.num_agents, self.config.obs.route_points)
+        self._term_keys = tuple(t.key for t in self.reward_spec.metric_terms)
+        self._actions = np.zeros((1, 1, 2))
+        self._ep_return = 0.0
+        self._renderer = None
+        self._render_config = render_config
+        self._rendered_scene = -1
+
+    # ----------------------------------------------------------------------------------- gym API
+
+    def _obs(self) -> np.ndarray | dict[str, np.ndarray]:
+        flat = self.sim.obs[0, 0].copy()
+        if self.config.obs_type == "flat":
+            return flat
+        return {k: flat[sl].reshape(shape) for k, (sl, shape) in self._layout.items()}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"scenario_index", "state"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; known: ['scenario_index', 'state']")
+        if "state" in options:
+            self.set_state(options["state"])
+            return self._obs(), self._info(done=False)
+        if "scenario_index" in options:
+            index = int(options["scenario_index"])
+            if not 0 <= index < self.sim.num_scenarios:
+                raise ValueError(f"scenario_index {index} is outside 0..{self.sim.num_scenarios - 1}")
+        else:
+            index = int(self.np_random.integers(self.sim.num_scenarios))
+        self.sim.reset([0], [index])
+        self._ep_return = 0.0
+        return self._obs(), self._info(done=False)
+
+    def step(self, action):
+        if self.sim.scenario_index[0] < 0:
+            raise RuntimeError("call reset() before step()")
+        self._actions[0, 0] = check_actions(action, (2,))
+        self.sim.step(self._actions)
+        sim = self.sim
+        terminated = bool(sim.terminated[0, 0])
+        truncated = bool(sim.truncated[0]) and not terminated
+        done = terminated or truncated
+        if self.reward_spec.fn is not None:
+            reward = float(self.reward_spec.fn(self.step_metrics()))
+        else:
+            reward = float(sim.reward[0, 0])
+        info = self._info(done)
+        if done and self.reward_spec.terminal_terms:
+            ep = info["episode"]
+            for term in self.reward_spec.terminal_terms:
+                value = term.scale * ep[term.name]
+                info["reward_terms"][term.key] = value
+                reward += value
+        self._ep_return += reward
+        if done:
+            info["episode"]["r"] = self._ep_return
+        return self._obs(), reward, terminated, truncated, info
+
+    def _info(self, done: bool) -> dict[str, Any]:
+        terms = self.sim.reward_terms[0, 0]
+        info: dict[str, Any] = {
+            "reward_terms": {k: float(terms[i]) for i, k in enumerate(self._term_keys)},
+            "t": int(self.sim.state["t"][0]),
+            "scenario_id": self.sim.compiled[0].scenario.scenario_id,
+        }
+        if done:
+            ep = self.sim.episode_metrics(0)
+            ep["l"] = info["t"]
+            info["episode"] = ep
+        return info
+
+    def step_metrics(self) -> dict[str, float]:
+        """The metric channels of the last step by name (`alpagym_env.metrics`)."""
+        m = self.sim.metrics[0, 0]
+        return {name: float(m[M.channel(name).index]) for name in M.channel_names()}
+
+    # ---------------------------------------------------------------------------------- snapshots
+
+    def get_state(self) -> dict[str, Any]:
+        """A deep copy of the whole simulation state; `set_state` resumes it bit for bit."""
+        snap = self.sim.get_state(0)
+        snap["episode_return"] = self._ep_return
+        return snap
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.sim.set_state(0, state)
+        self._ep_return = float(state["episode_return"])
+
+    # ---------------------------------------------------------------------------------- rendering
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        from alpagym_env.render import RenderConfig, TopDownRenderer
+
+        if self._renderer is None:
+            self._renderer = TopDownRenderer(self._render_config or RenderConfig())
+        cs = self.sim.compiled[0]
+        if self._rendered_scene != id(cs):
+            self._renderer.set_scenario(cs.scenario)
+            self._rendered_scene = id(cs)
+        n = cs.num_agents
+        agent = self.sim.state["agent"][0, :n]
+        size = self.sim.scene["size"][0, :n]
+        t = int(self.sim.state["t"][0])
+        hit = np.zeros(n, dtype=bool)
+        hit[0] = self.sim.metrics[0, 0, M.COLLISION_ANY] > 0
+        return self._renderer.frame(
+            agent[:, :2],
+            agent[:, 2],
+            size[:, 0],
+            size[:, 1],
+            self.sim.state["valid"][0, :n],
+            cs.kind,
+            0,
+            cs.lights[:, min(t, cs.lights.shape[1] - 1)],
+            highlight=hit,
+        )

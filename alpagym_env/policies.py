@@ -1,0 +1,64 @@
+"""Rule-based reference policies that act on the flat observation (batched: (B, D) -> (B, 2))."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alpagym_env.config import DynamicsConfig, ObsConfig
+from alpagym_env.sim.idm import idm_accel
+from alpagym_env.sim.observation import AGENT_FEATURES, obs_layout
+
+
+@dataclass(frozen=True)
+class RulePolicy:
+    """Pure pursuit on the route waypoints with IDM speed control behind the nearest car ahead.
+
+    It stops for red and yellow lights it can stop for, and cruises at `cruise_speed` otherwise.
+
+    Attributes:
+        cruise_speed: Desired speed on a free road, m/s.
+        lookahead_point: Which route waypoint (0-based) to steer at.
+        obs: The env's observation sizes.
+        dynamics: The env's vehicle (for the action scaling).
+    """
+
+    cruise_speed: float = 12.0
+    lookahead_point: int = 1
+    obs: ObsConfig = ObsConfig()
+    dynamics: DynamicsConfig = DynamicsConfig()
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """(B, D) float32 observations -> (B, 2) float32 normalised actions."""
+        obs = np.atleast_2d(obs)
+        lay = obs_layout(self.obs.num_agents, self.obs.route_points)
+        pos, spd = self.obs.position_scale, self.obs.speed_scale
+        ego = obs[:, lay["ego"][0]]
+        route = obs[:, lay["route"][0]].reshape(len(obs), *lay["route"][1])
+        agents = obs[:, lay["agents"][0]].reshape(len(obs), self.obs.num_agents, AGENT_FEATURES)
+        light = obs[:, lay["light"][0]]
+        v = ego[:, 0] * spd
+        # Pure pursuit: curvature 2 y / d^2 to the lookahead waypoint, steer = atan(wheelbase * k).
+        tx = route[:, self.lookahead_point, 0] * pos
+        ty = route[:, self.lookahead_point, 1] * pos
+        wheelbase = self.dynamics.lf + self.dynamics.lr
+        steer = np.arctan(wheelbase * 2.0 * ty / np.maximum(tx**2 + ty**2, 1.0))
+        actions = np.zeros((len(obs), 2), dtype=np.float32)
+        actions[:, 1] = np.clip(steer / self.dynamics.max_steer, -1, 1)
+        for b in range(len(obs)):
+            gap, v_lead = 1e9, 0.0
+            for row in agents[b]:
+                x, y = row[0] * pos, row[1] * pos
+                if row[8] > 0 and x > 0 and abs(y) < 2.5:
+                    g = x - 0.5 * (4.5 + row[6] * 5.0)
+                    if g < gap:
+                        gap, v_lead = g, v[b] + row[2] * spd
+            stop_dist = light[b, 3] * pos
+            if (light[b, 0] > 0 or light[b, 1] > 0) and stop_dist > v[b] ** 2 / (2 * 4.0) - 2.0:
+                if stop_dist - 3.0 < gap:
+                    gap, v_lead = max(stop_dist - 3.0, 0.1), 0.0
+            a = idm_accel(v[b], self.cruise_speed, gap, v_lead, 2.0, 3.0, 2.5, 1.2)
+            cap = self.dynamics.max_acc if a >= 0 else self.dynamics.max_brake
+            actions[b, 0] = np.clip(a / cap, -1, 1)
+        return actions

@@ -1,0 +1,234 @@
+"""One step of the whole batch: B scenes x N agent slots, `prange` over scenes.
+
+`step_batch` is the only kernel the stateful engine calls per step. For each active scene it applies
+the policy's actions to the controlled slots (dynamic bicycle, or the log for expert-driven slots),
+moves the other agents (log replay or IDM), advances the lights, measures every controlled slot,
+combines the reward terms, decides termination, aggregates the episode and writes observations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from alpagym_env import metrics as M
+from alpagym_env.sim.agents import idm_step, replay_step, set_from_log
+from alpagym_env.sim.dynamics import ACC, P_MAX_ACC, P_MAX_BRAKE, P_MAX_STEER, STEER, dynamic_step
+from alpagym_env.sim.geometry import wrap_angle
+from alpagym_env.sim.measure import (
+    TR_AX,
+    TR_AY,
+    TR_CUT,
+    TR_CUT_STEPS,
+    TR_DONE,
+    TR_HEADING_ERR,
+    TR_HINT,
+    TR_LAT,
+    TR_LON_ACC,
+    TR_PX,
+    TR_PY,
+    TR_S,
+    TR_WVX,
+    TR_WVY,
+    TR_YAW,
+    TR_YAW_RATE,
+    locate,
+    measure,
+)
+from alpagym_env.sim.observation import write_obs
+
+MODE_REPLAY, MODE_IDM = 0, 1
+# Termination switches, indices into the `term` vector.
+T_AT_FAULT, T_ANY_COLLISION, T_OFFROAD, T_ROUTE_COMPLETE = range(4)
+
+
+@njit(cache=True)
+def apply_action(agent, c, action, p, dt):
+    """Scales a normalised action in [-1, 1]^2 to (accel, steer) and steps slot `c`'s dynamics."""
+    a = action[0] * (p[P_MAX_ACC] if action[0] >= 0.0 else p[P_MAX_BRAKE])
+    dynamic_step(agent[c], a, action[1] * p[P_MAX_STEER], p, dt)
+
+
+@njit(cache=True)
+def _aggregate(episode, m, track):
+    if track[TR_CUT] > 0.0:
+        return
+    for k in range(m.shape[0]):
+        episode[k, M.ACC_SUM] += m[k]
+        episode[k, M.ACC_MAX] = max(episode[k, M.ACC_MAX], m[k]) if track[TR_CUT_STEPS] > 0 else m[k]
+        episode[k, M.ACC_LAST] = m[k]
+    track[TR_CUT_STEPS] += 1.0
+    if m[M.COLLISION_ANY] > 0.0 or m[M.OFFROAD] > 0.0 or m[M.LANE_DEVIATION] >= M.CUT_DISTANCE:
+        track[TR_CUT] = 1.0
+
+
+@njit(parallel=True, cache=True)
+def step_batch(actions, active, expert, scene, routes, state, params, out):
+    """Advances every active scene by one step.
+
+    Args:
+        actions: (B, C, 2) float64 normalised [acceleration, steering] in [-1, 1].
+        active: (B,) bool, scenes to step.
+        expert: (B, C) bool, controlled slots that follow their log instead of the action.
+        scene: Tuple of the scenes' static arrays: log (B, N, T, 5), log_valid (B, N, T),
+            log_s (B, N, T), size (B, N, 2), n_agents (B,), edges (B, E, 4), n_edges (B,),
+            lights (B, K, T) int8.
+        routes: Tuple of the controlled slots' route arrays: route (B, C, R, 5), n_route (B, C),
+            edges (B, C, E2, 4), edge_bins (B, C, NB + 1), lanes (B, C, L2, 5),
+            lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
+            gt (B, C, 2) ``[s_start, log_length]``.
+        state: Tuple of the dynamic arrays, updated in place: agent (B, N, 8), valid (B, N),
+            path_s (B, N), t (B,), track (B, C, NUM_TRACK), episode (B, C, NUM_CHANNELS, 3).
+        params: Tuple: dynamics (P,), agents (7,), obs (8,), term (4,) bool, reward_index (Kr,),
+            reward_scale (Kr,), mode (B,) int64 (MODE_REPLAY or MODE_IDM per scene), dt, horizon.
+        out: Tuple of outputs: obs (B, C, D) float32, metrics (B, C, NUM_CHANNELS),
+            reward_terms (B, C, Kr), reward (B, C), terminated (B, C) bool, truncated (B,) bool,
+            scratch (B, N).
+    """
+    log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
+    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes
+    agent, valid, path_s, t, track, episode = state
+    dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
+    obs, metrics, r_terms, reward, terminated, truncated, scratch = out
+    num_c = actions.shape[1]
+    t_max = log.shape[2] - 1
+    for b in prange(actions.shape[0]):
+        if not active[b]:
+            continue
+        n = n_agents[b]
+        t1 = min(t[b] + 1, t_max)
+        for c in range(num_c):
+            if expert[b, c]:
+                set_from_log(agent[b], log[b], t1, c, dt)
+            else:
+                apply_action(agent[b], c, actions[b, c], dyn_p, dt)
+        if mode[b] == MODE_IDM:
+            idm_step(
+                agent[b],
+                valid[b],
+                path_s[b],
+                log[b],
+                log_s[b],
+                log_valid[b],
+                size[b],
+                t1,
+                num_c,
+                n,
+                agent_p,
+                dt,
+                scratch[b],
+            )
+        else:
+            replay_step(agent[b], valid[b], log[b], log_valid[b], t1, num_c, n, dt)
+        t[b] += 1
+        light_now = lights[b, :, t1]
+        truncated[b] = t[b] >= horizon
+        for c in range(num_c):
+            tr = track[b, c]
+            nr = n_route[b, c]
+            s, lat, route_h = locate(agent[b, c, 0], agent[b, c, 1], route[b, c], nr, tr)
+            m = metrics[b, c]
+            measure(agent[b], valid[b], size[b], n, c, s, lat, route_h, nr, redges[b, c], ebins[b, c],
+                    rlanes[b, c], lbins[b, c], n_bins[b, c], edges[b], n_edges[b], stops[b, c],
+                    n_stops[b, c], light_now, log[b, c], log_valid[b, c], t1, dt, gt[b, c, 0],
+                    gt[b, c, 1], tr, m)  # fmt: skip
+            total = 0.0
+            for k in range(r_index.shape[0]):
+                r_terms[b, c, k] = r_scale[k] * m[r_index[k]]
+                total += r_terms[b, c, k]
+            reward[b, c] = total
+            done = (
+                (term[T_AT_FAULT] and m[M.COLLISION_AT_FAULT] > 0.0)
+                or (term[T_ANY_COLLISION] and m[M.COLLISION_ANY] > 0.0)
+                or (term[T_OFFROAD] and m[M.OFFROAD] > 0.0)
+                or (term[T_ROUTE_COMPLETE] and m[M.ROUTE_COMPLETE] > 0.0)
+            )
+            terminated[b, c] = done
+            if done:
+                tr[TR_DONE] = 1.0
+            _aggregate(episode[b, c], m, tr)
+            write_obs(agent[b], valid[b], size[b], n, c, route[b, c], nr, s, tr[TR_LAT],
+                      tr[TR_HEADING_ERR], m[M.PROGRESS], stops[b, c], n_stops[b, c], light_now, t[b],
+                      obs_p, obs[b, c])  # fmt: skip
+
+
+@njit(cache=True)
+def reset_controlled(agent, log, c, dt):
+    """Puts controlled slot `c` at its logged initial state with the log's initial acceleration."""
+    set_from_log(agent, log, 1, c, dt)
+    acc = agent[c, ACC]
+    set_from_log(agent, log, 0, c, dt)
+    agent[c, ACC] = acc
+    agent[c, STEER] = 0.0
+
+
+def empty_out(b: int, c: int, n: int, d: int, kr: int):
+    """Allocates the `out` tuple of `step_batch` for B scenes, C controlled slots, N slots."""
+    return (
+        np.zeros((b, c, d), dtype=np.float32),
+        np.zeros((b, c, M.NUM_CHANNELS)),
+        np.zeros((b, c, kr)),
+        np.zeros((b, c)),
+        np.zeros((b, c), dtype=np.bool_),
+        np.zeros(b, dtype=np.bool_),
+        np.zeros((b, n)),
+    )
+
+
+@njit(cache=True)
+def _init_track(agent, log, c, s, lat, route_h, dt, tr):
+    """Fills controlled slot `c`'s memory as if it had been driving its log up to step 0."""
+    tr[:] = 0.0
+    h0, h1 = log[c, 0, 2], log[c, 1, 2]
+    v0, v1 = agent[c, 3], agent[c, 3] + agent[c, ACC] * dt
+    tr[TR_S], tr[TR_PX], tr[TR_PY] = s, agent[c, 0], agent[c, 1]
+    tr[TR_WVX], tr[TR_WVY] = v0 * np.cos(h0), v0 * np.sin(h0)
+    tr[TR_AX] = (v1 * np.cos(h1) - tr[TR_WVX]) / dt
+    tr[TR_AY] = (v1 * np.sin(h1) - tr[TR_WVY]) / dt
+    tr[TR_LON_ACC] = tr[TR_AX] * np.cos(h0) + tr[TR_AY] * np.sin(h0)
+    tr[TR_YAW] = h0
+    tr[TR_YAW_RATE] = wrap_angle(h1 - h0) / dt
+    tr[TR_LAT], tr[TR_HEADING_ERR] = lat, wrap_angle(h0 - route_h)
+
+
+@njit(parallel=True, cache=True)
+def reset_batch(mask, num_c, scene, routes, state, params, out):
+    """Puts every scene with `mask[b]` at step 0 of its logs and writes its first observations.
+
+    Arguments are those of `step_batch`; `num_c` is the number of controlled slots.
+    """
+    log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
+    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes
+    agent, valid, path_s, t, track, episode = state
+    dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
+    obs, metrics, r_terms, reward, terminated, truncated, scratch = out
+    for b in prange(mask.shape[0]):
+        if not mask[b]:
+            continue
+        n = n_agents[b]
+        t[b] = 0
+        agent[b, :, :] = 0.0
+        for i in range(n):
+            valid[b, i] = log_valid[b, i, 0]
+            path_s[b, i] = log_s[b, i, 0]
+            set_from_log(agent[b], log[b], 0, i, dt)
+        for i in range(n, valid.shape[1]):
+            valid[b, i] = False
+        light_now = lights[b, :, 0]
+        truncated[b] = False
+        for c in range(num_c):
+            valid[b, c] = True
+            reset_controlled(agent[b], log[b], c, dt)
+            tr = track[b, c]
+            tr[TR_HINT] = 0.0
+            s, lat, route_h = locate(agent[b, c, 0], agent[b, c, 1], route[b, c], n_route[b, c], tr)
+            _init_track(agent[b], log[b], c, s, lat, route_h, dt, tr)
+            episode[b, c, :, :] = 0.0
+            metrics[b, c, :] = 0.0
+            r_terms[b, c, :] = 0.0
+            reward[b, c] = 0.0
+            terminated[b, c] = False
+            progress = (s - gt[b, c, 0]) / max(gt[b, c, 1], 1.0)
+            write_obs(agent[b], valid[b], size[b], n, c, route[b, c], n_route[b, c], s, lat,
+                      tr[TR_HEADING_ERR], progress, stops[b, c], n_stops[b, c], light_now, 0, obs_p,
+                      obs[b, c])  # fmt: skip

@@ -1,0 +1,284 @@
+"""Compiles a `Scenario` into the fixed-layout arrays the step kernel reads.
+
+Compilation happens once per (scenario, horizon, slots) and is cached by the engine. It
+
+- orders agents so the controlled ones come first (the ego in slot 0), then the rest by distance to
+  the ego, and keeps at most `max_agents`;
+- pads or cuts the logs to `horizon + 1` steps and fills invalid steps with the nearest valid pose so
+  every log is a usable path (its arc length `log_s` drives reactive agents);
+- resamples each controlled agent's route at 1 m with the free road width left and right of it;
+- sorts road-edge and lane segments near the route into 10 m route bins, so the off-road and
+  wrong-way checks only look at the segments around the ego;
+- finds where stop lines cross the route and which light governs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from alpagym_env.scenarios.schema import LOG_HEADING, LOG_VX, LOG_VY, Scenario
+from alpagym_env.sim.geometry import project_to_polyline, ray_segment_distance, segments_intersect
+
+ROUTE_SPACING = 1.0  # m between resampled route points
+BIN_LENGTH = 10.0  # m of route per segment bin
+NEAR_ROUTE = 25.0  # m: segments farther from the route are left to the full-map fallback
+WIDTH_CAP = 20.0  # m: free width beyond this is reported as this
+EXTENSION = 50.0  # m a controlled agent's route extends past its log
+# Columns of a compiled route.
+R_X, R_Y, R_S, R_WIDTH_LEFT, R_WIDTH_RIGHT = range(5)
+
+
+@dataclass(frozen=True, eq=False)
+class RouteData:
+    """One controlled agent's route and the map around it.
+
+    Attributes:
+        route: (R, 5) float64 ``[x, y, arc length, free_width_left, free_width_right]`` every 1 m, metres.
+        edges: (E, 4) road-edge segments near the route, sorted by route bin.
+        edge_bins: (NB + 1,) int64 CSR offsets of the bins into `edges`.
+        lanes: (L, 5) lane segments ``[x0, y0, x1, y1, half_width]`` near the route, sorted by bin.
+        lane_bins: (NB + 1,) int64 CSR offsets into `lanes`.
+        stops: (S, 2) float64 ``[route arc length, light index]`` of stop lines crossing the route.
+        s_start: Route arc length of the agent's first logged position, m.
+        log_length: Logged path length over the horizon (progress normaliser), m.
+    """
+
+    route: np.ndarray
+    edges: np.ndarray
+    edge_bins: np.ndarray
+    lanes: np.ndarray
+    lane_bins: np.ndarray
+    stops: np.ndarray
+    s_start: float
+    log_length: float
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledScene:
+    """A scenario in engine layout (agents in slot order, logs `horizon + 1` long).
+
+    Attributes:
+        scenario: The source scenario.
+        order: (n,) scenario agent index of each slot.
+        log: (n, T, 5) ``[x, y, heading, vx, vy]`` with invalid steps filled.
+        log_valid: (n, T) bool.
+        log_s: (n, T) cumulative arc length along the log path, m.
+        size: (n, 2) ``[length, width]``, m.
+        kind: (n,) int8 agent types.
+        edges: (E, 4) all road-edge segments.
+        lanes: (L, 5) all lane segments.
+        lights: (K, T) int8 light states, held after the scenario's last step.
+        routes: One `RouteData` per controlled slot.
+    """
+
+    scenario: Scenario
+    order: np.ndarray
+    log: np.ndarray
+    log_valid: np.ndarray
+    log_s: np.ndarray
+    size: np.ndarray
+    kind: np.ndarray
+    edges: np.ndarray
+    lanes: np.ndarray
+    lights: np.ndarray
+    routes: tuple[RouteData, ...]
+
+    @property
+    def num_agents(self) -> int:
+        return self.order.shape[0]
+
+
+def slot_order(s: Scenario, controlled: tuple[int, ...], max_agents: int) -> np.ndarray:
+    """Scenario agent indices in slot order: `controlled` first, then others nearest the ego first."""
+    ego = s.traj[controlled[0]]
+    first = np.argmax(s.valid, axis=1)
+    start = s.traj[np.arange(s.num_agents), first, :2]
+    dist = np.hypot(*(start - ego[0, :2]).T)
+    rest = [i for i in np.argsort(dist, kind="stable") if i not in controlled]
+    return np.array(list(controlled) + rest, dtype=np.int64)[:max_agents]
+
+
+def _pad_logs(s: Scenario, order: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    n, t = order.shape[0], min(steps, s.num_steps)
+    log = np.zeros((n, steps, 5))
+    valid = np.zeros((n, steps), dtype=bool)
+    log[:, :t], valid[:, :t] = s.traj[order, :t], s.valid[order, :t]
+    for i in range(n):
+        idx = np.flatnonzero(valid[i])
+        if idx.size == 0:
+            continue
+        # Hold the nearest valid pose (at rest) through invalid steps so the path stays defined.
+        fill = idx[np.clip(np.searchsorted(idx, np.arange(steps)), 0, idx.size - 1)]
+        back = np.maximum(np.searchsorted(idx, np.arange(steps), side="right") - 1, 0)
+        fill = np.where(np.arange(steps) > idx[-1], idx[back], fill)
+        held = ~valid[i]
+        log[i, held] = log[i, fill[held]]
+        log[i, held, LOG_VX:] = 0.0
+    return log, valid
+
+
+def _arclength(xy: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
+
+
+def resample(xy: np.ndarray, spacing: float = ROUTE_SPACING) -> np.ndarray:
+    """(R, 2) points every `spacing` metres along the polyline `xy` (repeated points dropped)."""
+    keep = np.concatenate([[True], np.hypot(*np.diff(xy, axis=0).T) > 1e-6])
+    xy = xy[keep]
+    s = _arclength(xy)
+    if s[-1] < spacing:
+        return xy[[0, -1]] if len(xy) > 1 else np.vstack([xy, xy + [spacing, 0.0]])
+    q = np.linspace(0.0, s[-1], int(np.ceil(s[-1] / spacing)) + 1)
+    return np.stack([np.interp(q, s, xy[:, 0]), np.interp(q, s, xy[:, 1])], axis=1)
+
+
+def _log_path(log: np.ndarray) -> np.ndarray:
+    """A log's path plus a straight extension along its final heading, (P, 2)."""
+    xy = log[:, :2]
+    h = log[-1, LOG_HEADING]
+    tail = xy[-1] + EXTENSION * np.array([np.cos(h), np.sin(h)])
+    return np.vstack([xy, tail])
+
+
+@njit(cache=True)
+def _project_all(pts, xy, s, n, out):
+    for i in range(pts.shape[0]):
+        sp, lat, _ = project_to_polyline(pts[i, 0], pts[i, 1], xy, s, n, 0, n)
+        out[i, 0], out[i, 1] = sp, lat
+
+
+@njit(cache=True)
+def _free_widths(route, edges, cap, out):
+    """Distance from each route point to the nearest road edge along its left and right normals."""
+    n = route.shape[0]
+    for i in range(n):
+        j0, j1 = max(i - 1, 0), min(i + 1, n - 1)
+        dx, dy = route[j1, 0] - route[j0, 0], route[j1, 1] - route[j0, 1]
+        norm = max(np.hypot(dx, dy), 1e-9)
+        nx, ny = -dy / norm, dx / norm
+        for side in range(2):
+            sign = 1.0 if side == 0 else -1.0
+            best = cap
+            for k in range(edges.shape[0]):
+                d = ray_segment_distance(
+                    route[i, 0],
+                    route[i, 1],
+                    sign * nx,
+                    sign * ny,
+                    edges[k, 0],
+                    edges[k, 1],
+                    edges[k, 2],
+                    edges[k, 3],
+                    cap,
+                )
+                best = min(best, d)
+            out[i, side] = best
+
+
+@njit(cache=True)
+def _route_stops(route, stop_lines, stop_light, out):
+    """Route arc length (1 m spacing) where each stop line crosses the route; returns the count."""
+    m = 0
+    for k in range(stop_lines.shape[0]):
+        for i in range(route.shape[0] - 1):
+            if segments_intersect(
+                route[i, 0], route[i, 1], route[i + 1, 0], route[i + 1, 1],
+                stop_lines[k, 0], stop_lines[k, 1], stop_lines[k, 2], stop_lines[k, 3],
+            ):  # fmt: skip
+                out[m, 0] = i * 1.0 + 0.5
+                out[m, 1] = stop_light[k]
+                m += 1
+                break
+    return m
+
+
+def _bin_segments(segs: np.ndarray, route_xy: np.ndarray, route_s: np.ndarray, nbins: int):
+    if segs.shape[0] == 0:
+        return segs, np.zeros(nbins + 1, dtype=np.int64)
+    mid = 0.5 * (segs[:, 0:2] + segs[:, 2:4])
+    proj = np.zeros((mid.shape[0], 2))
+    _project_all(mid, route_xy, route_s, route_xy.shape[0], proj)
+    near = np.abs(proj[:, 1]) < NEAR_ROUTE
+    bins = np.clip((proj[near, 0] // BIN_LENGTH).astype(np.int64), 0, nbins - 1)
+    order = np.argsort(bins, kind="stable")
+    offsets = np.zeros(nbins + 1, dtype=np.int64)
+    np.cumsum(np.bincount(bins, minlength=nbins), out=offsets[1:])
+    return np.ascontiguousarray(segs[near][order]), offsets
+
+
+def compile_route(
+    s: Scenario, path: np.ndarray, log: np.ndarray, valid: np.ndarray, edges, lanes
+) -> RouteData:
+    """Resamples `path` and gathers the map around it for one controlled agent."""
+    xy = resample(path)
+    rs = np.arange(xy.shape[0]) * ROUTE_SPACING
+    widths = np.zeros((xy.shape[0], 2))
+    _free_widths(xy, edges, WIDTH_CAP, widths)
+    nbins = int(np.ceil(rs[-1] / BIN_LENGTH)) + 1
+    near_edges, edge_bins = _bin_segments(edges, xy, rs, nbins)
+    near_lanes, lane_bins = _bin_segments(lanes, xy, rs, nbins)
+    stops = np.zeros((s.stop_lines.shape[0], 2))
+    m = _route_stops(xy, s.stop_lines, s.stop_light, stops)
+    idx = np.flatnonzero(valid)
+    ends = np.zeros((2, 2))
+    _project_all(log[[idx[0], idx[-1]], :2], xy, rs, xy.shape[0], ends)
+    return RouteData(
+        route=np.ascontiguousarray(np.concatenate([xy, rs[:, None], widths], axis=1)),
+        edges=near_edges,
+        edge_bins=edge_bins,
+        lanes=near_lanes,
+        lane_bins=lane_bins,
+        stops=stops[:m][np.argsort(stops[:m, 0])],
+        s_start=float(ends[0, 0]),
+        log_length=float(max(ends[1, 0] - ends[0, 0], 0.0)),
+    )
+
+
+def compile_scene(
+    s: Scenario, horizon: int, max_agents: int, controlled: tuple[int, ...] | None = None
+) -> CompiledScene:
+    """Builds the engine layout of `s` for an episode of `horizon` steps.
+
+    Args:
+        s: The scenario.
+        horizon: Episode length in steps; logs are padded or cut to `horizon + 1` steps.
+        max_agents: Slot capacity; the agents farthest from the ego are dropped beyond it.
+        controlled: Scenario agent indices the policy drives, ego first; default `(s.ego_index,)`.
+    """
+    controlled = (s.ego_index,) if controlled is None else tuple(controlled)
+    order = slot_order(s, controlled, max_agents)
+    log, valid = _pad_logs(s, order, horizon + 1)
+    log_s = np.stack([_arclength(log[i, :, :2]) for i in range(order.shape[0])])
+    edges = s.edge_segments()
+    lanes = s.lane_segments()
+    routes = []
+    for c, agent in enumerate(controlled):
+        path = s.route_xy if agent == s.ego_index else _log_path(log[c])
+        routes.append(compile_route(s, path, log[c], valid[c], edges, lanes))
+    t = min(horizon + 1, s.num_steps)
+    lights = np.zeros((s.num_lights, horizon + 1), dtype=np.int8)
+    if s.num_lights:
+        lights[:, :t] = s.light_states[:, :t]
+        lights[:, t:] = s.light_states[:, t - 1 : t]
+    return CompiledScene(
+        scenario=s,
+        order=order,
+        log=log,
+        log_valid=valid,
+        log_s=log_s,
+        size=np.stack([s.length[order], s.width[order]], axis=1),
+        kind=s.agent_type[order].copy(),
+        edges=edges,
+        lanes=lanes,
+        lights=lights,
+        routes=tuple(routes),
+    )
+
+
+def log_speed(log: np.ndarray) -> np.ndarray:
+    """Speed along the heading from world-frame log velocities, never negative, (..., ) m/s."""
+    h = log[..., LOG_HEADING]
+    return np.maximum(log[..., LOG_VX] * np.cos(h) + log[..., LOG_VY] * np.sin(h), 0.0)
