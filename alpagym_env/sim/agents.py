@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from alpagym_env.sim.dynamics import ACC, STEER, VX, VY, YAW, YAW_RATE, X, Y
+from alpagym_env.sim.dynamics import ACC, STEER, VX, VY, YAW, YAW_RATE, X, Y, log_speed
 from alpagym_env.sim.geometry import polyline_pose_at, wrap_angle
 from alpagym_env.sim.idm import idm_accel
 
@@ -19,7 +19,7 @@ A_MAX, B_COMF, B_MAX, S0, HEADWAY, TRACK_GAIN, LOOKAHEAD = range(7)
 
 @njit(cache=True)
 def _log_speed(row):
-    return max(row[3] * np.cos(row[2]) + row[4] * np.sin(row[2]), 0.0)
+    return log_speed(row[2], row[3], row[4])
 
 
 @njit(cache=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from alpagym_env.scenarios.schema import LOG_HEADING, LOG_VX, LOG_VY, Scenario
+from alpagym_env.scenarios.schema import LOG_HEADING, LOG_VX, Scenario
 from alpagym_env.sim.geometry import project_to_polyline, ray_segment_distance, segments_intersect
 
 ROUTE_SPACING = 1.0  # m between resampled route points
@@ -276,9 +276,3 @@ def compile_scene(
         lights=lights,
         routes=tuple(routes),
     )
-
-
-def log_speed(log: np.ndarray) -> np.ndarray:
-    """Speed along the heading from world-frame log velocities, never negative, (..., ) m/s."""
-    h = log[..., LOG_HEADING]
-    return np.maximum(log[..., LOG_VX] * np.cos(h) + log[..., LOG_VY] * np.sin(h), 0.0)
