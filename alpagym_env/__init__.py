@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 register(
     id="AlpaDrive-v0",
     entry_point="alpagym_env.envs.drive_env:AlpaDriveEnv",
+    vector_entry_point="alpagym_env.envs.vector_env:AlpaDriveVectorEnv",
 )
 
 __all__ = [

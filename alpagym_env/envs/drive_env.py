@@ -12,6 +12,7 @@ from gymnasium import spaces
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
 from alpagym_env.envs.batched_sim import BatchedSim
+from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import Scenario
 from alpagym_env.sim.observation import OBS_BOUND, obs_layout
@@ -44,6 +45,18 @@ def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> 
     from alpagym_env.scenarios import load_suite
 
     return load_suite(config.suite)
+
+
+def action_space(config: EnvConfig) -> spaces.Box:
+    """The single-env action space of `config.action_type`."""
+    return spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+
+def split_obs(config: EnvConfig, flat: np.ndarray) -> dict[str, np.ndarray]:
+    """Flat observations (..., D) as the dict observation's parts, (..., *part_shape) each."""
+    layout = obs_layout(config.obs.num_agents, config.obs.route_points)
+    lead = flat.shape[:-1]
+    return {k: flat[..., sl].reshape(*lead, *shape) for k, (sl, shape) in layout.items()}
 
 
 def observation_space(config: EnvConfig, dim: int) -> spaces.Space:
@@ -124,23 +137,19 @@ class AlpaDriveEnv(gym.Env):
         self._scenarios = scenario_source(self.config, scenarios)
         index, scale = self.reward_spec.kernel_arrays()
         self.sim = BatchedSim(self.config, 1, self._scenarios, len(self._scenarios), 1, index, scale)
-        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = action_space(self.config)
         self.observation_space = observation_space(self.config, self.sim.obs_dim)
-        self._layout = obs_layout(self.config.obs.num_agents, self.config.obs.route_points)
         self._term_keys = tuple(t.key for t in self.reward_spec.metric_terms)
         self._actions = np.zeros((1, 1, 2))
         self._ep_return = 0.0
-        self._renderer = None
+        self._view: SceneView | None = None
         self._render_config = render_config
-        self._rendered_scene = -1
 
     # ----------------------------------------------------------------------------------- gym API
 
     def _obs(self) -> np.ndarray | dict[str, np.ndarray]:
         flat = self.sim.obs[0, 0].copy()
-        if self.config.obs_type == "flat":
-            return flat
-        return {k: flat[sl].reshape(shape) for k, (sl, shape) in self._layout.items()}
+        return flat if self.config.obs_type == "flat" else split_obs(self.config, flat)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -222,28 +231,6 @@ class AlpaDriveEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
-        from alpagym_env.render import RenderConfig, TopDownRenderer
-
-        if self._renderer is None:
-            self._renderer = TopDownRenderer(self._render_config or RenderConfig())
-        cs = self.sim.compiled[0]
-        if self._rendered_scene != id(cs):
-            self._renderer.set_scenario(cs.scenario)
-            self._rendered_scene = id(cs)
-        n = cs.num_agents
-        agent = self.sim.state["agent"][0, :n]
-        size = self.sim.scene["size"][0, :n]
-        t = int(self.sim.state["t"][0])
-        hit = np.zeros(n, dtype=bool)
-        hit[0] = self.sim.metrics[0, 0, M.COLLISION_ANY] > 0
-        return self._renderer.frame(
-            agent[:, :2],
-            agent[:, 2],
-            size[:, 0],
-            size[:, 1],
-            self.sim.state["valid"][0, :n],
-            cs.kind,
-            0,
-            cs.lights[:, min(t, cs.lights.shape[1] - 1)],
-            highlight=hit,
-        )
+        if self._view is None:
+            self._view = SceneView(self._render_config)
+        return self._view.frame(self.sim, 0)

@@ -1,0 +1,261 @@
+"""`gym.make_vec("AlpaDrive-v0", num_envs=N)`: the native batched vector env.
+
+The same `BatchedSim` as the single env with B = num_envs: one kernel call steps every sub-env, so
+there is no per-env Python loop, subprocess or copy. Sub-env i behaves bit for bit like a single
+`AlpaDrive-v0` reset with seed ``seed + i`` (the Gymnasium convention), through autoresets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from alpagym_env.config import EnvConfig
+from alpagym_env.envs.batched_sim import BatchedSim
+from alpagym_env.envs.drive_env import (
+    action_space,
+    check_actions,
+    observation_space,
+    scenario_source,
+    split_obs,
+)
+from alpagym_env.envs.view import SceneView
+from alpagym_env.rewards import Reward, resolve
+from alpagym_env.scenarios.schema import Scenario
+
+RESET_OPTIONS = ("reset_mask", "scenario_ids", "states")
+
+
+class AlpaDriveVectorEnv(VectorEnv):
+    """`num_envs` AlpaDrive scenes stepped together by the batched engine.
+
+    Takes every keyword argument of `AlpaDriveEnv` plus `num_envs` and `autoreset_mode`
+    (`AutoresetMode.NEXT_STEP`, the default, or `SAME_STEP`). Finished sub-envs keep their last
+    observation and ``info["episode"]``: with NEXT_STEP they are returned on the finishing step and the
+    sub-env resets on the next call (its action ignored); with SAME_STEP they are in
+    ``info["final_obs"]`` / ``info["final_info"]`` and the reset observation is returned at once.
+
+    Reset options: ``reset_mask`` (num_envs,) bool resets only those sub-envs; ``scenario_ids``
+    chooses each reset sub-env's scenario index; ``states`` restores snapshots from `get_state` (one
+    snapshot for all, or one per reset sub-env), e.g. the G members of a GRPO group from one state.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10, "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        render_mode: str | None = None,
+        reward: str | Sequence | Callable | Reward | None = None,
+        scenarios: Sequence[Scenario] | None = None,
+        render_config: Any = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        **kwargs: Any,
+    ) -> None:
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        mode = AutoresetMode(autoreset_mode)
+        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+            raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {mode}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        self.num_envs = int(num_envs)
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self.render_mode = render_mode
+        self.config = EnvConfig.from_kwargs(**kwargs)
+        self.reward_spec = resolve(reward)
+        self._scenarios = scenario_source(self.config, scenarios)
+        index, scale = self.reward_spec.kernel_arrays()
+        self.sim = BatchedSim(
+            self.config, self.num_envs, self._scenarios, len(self._scenarios), 1, index, scale
+        )
+        self.single_action_space = action_space(self.config)
+        self.single_observation_space = observation_space(self.config, self.sim.obs_dim)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self._term_keys = tuple(t.key for t in self.reward_spec.metric_terms)
+        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._needs_reset = np.zeros(self.num_envs, dtype=np.bool_)
+        self._ep_return = np.zeros(self.num_envs)
+        self._scenario_names = np.full(self.num_envs, None, dtype=object)
+        self._actions = np.zeros((self.num_envs, 1, 2))
+        self._render_config = render_config
+        self._views: list[SceneView | None] = [None] * self.num_envs
+
+    # ------------------------------------------------------------------------------------- reset
+
+    def _obs(self):
+        flat = self.sim.obs[:, 0].copy()
+        return flat if self.config.obs_type == "flat" else split_obs(self.config, flat)
+
+    def _reset_envs(self, ids: np.ndarray, scenario_ids=None, states=None) -> None:
+        """Resets sub-envs `ids` to drawn or chosen scenes, or to snapshots."""
+        if states is not None:
+            snaps = [states] * len(ids) if isinstance(states, dict) else list(states)
+            if len(snaps) != len(ids):
+                raise ValueError(f"states holds {len(snaps)} snapshots for {len(ids)} sub-envs to reset")
+            for b, snap in zip(ids, snaps, strict=True):
+                self.sim.set_state(int(b), snap)
+                self._ep_return[b] = float(snap["episode_return"])
+        else:
+            if scenario_ids is None:
+                scenario_ids = [int(self._rng(b).integers(self.sim.num_scenarios)) for b in ids]
+            scenario_ids = [int(s) for s in scenario_ids]
+            if len(scenario_ids) != len(ids):
+                raise ValueError(
+                    f"scenario_ids holds {len(scenario_ids)} ids for {len(ids)} sub-envs to reset"
+                )
+            bad = [s for s in scenario_ids if not 0 <= s < self.sim.num_scenarios]
+            if bad:
+                raise ValueError(f"scenario_ids {bad} are outside 0..{self.sim.num_scenarios - 1}")
+            self.sim.reset(ids, scenario_ids)
+            self._ep_return[ids] = 0.0
+        for b in ids:
+            self._scenario_names[b] = self.sim.compiled[b].scenario.scenario_id
+        self._needs_reset[ids] = False
+
+    def _rng(self, b: int) -> np.random.Generator:
+        if self._rngs[b] is None:
+            self._rngs[b], _ = seeding.np_random()
+        return self._rngs[b]
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown reset options {unknown}; known: {list(RESET_OPTIONS)}")
+        mask = options.get("reset_mask")
+        mask = np.ones(self.num_envs, dtype=np.bool_) if mask is None else np.asarray(mask, dtype=np.bool_)
+        if mask.shape != (self.num_envs,):
+            raise ValueError(f"reset_mask has shape {mask.shape}, expected ({self.num_envs},)")
+        ids = np.flatnonzero(mask)
+        if seed is not None:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-envs")
+            for b in ids:
+                if seeds[b] is not None:
+                    self._rngs[b], _ = seeding.np_random(int(seeds[b]))
+        self._reset_envs(ids, options.get("scenario_ids"), options.get("states"))
+        infos: dict[str, Any] = {}
+        for b in ids:
+            infos = self._add_info(infos, self._env_info(b, done=False), b)
+        return self._obs(), infos
+
+    # -------------------------------------------------------------------------------------- step
+
+    def step(self, actions):
+        actions = check_actions(actions, (self.num_envs, *self.single_action_space.shape))
+        sim = self.sim
+        resetting = np.flatnonzero(self._needs_reset)
+        if resetting.size:
+            self._reset_envs(resetting)
+        sim.active[:] = ~self._needs_reset
+        sim.active[resetting] = False
+        self._actions[:, 0] = actions
+        sim.step(self._actions)
+        stepped = sim.active
+        terminated = sim.terminated[:, 0] & stepped
+        truncated = sim.truncated & ~terminated & stepped
+        if self.reward_spec.fn is not None:
+            rewards = np.asarray(self.reward_spec.fn(self.step_metrics()), dtype=np.float64) * stepped
+        else:
+            rewards = np.where(stepped, sim.reward[:, 0], 0.0)
+        done_ids = np.flatnonzero(terminated | truncated)
+        infos = self._step_infos(stepped)
+        finals = {}
+        for b in done_ids:
+            info = self._env_info(b, done=True)
+            for term in self.reward_spec.terminal_terms:
+                value = term.scale * info["episode"][term.name]
+                info["reward_terms"][term.key] = value
+                rewards[b] += value
+            finals[b] = info
+        self._ep_return += rewards
+        for b, info in finals.items():
+            info["episode"]["r"] = float(self._ep_return[b])
+        for b in resetting:
+            infos = self._add_info(infos, self._env_info(b, done=False), b)
+        obs = self._obs()
+        if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP and done_ids.size:
+            for b in done_ids:
+                infos = self._add_info(infos, {"final_obs": _take(obs, b), "final_info": finals[b]}, b)
+            self._reset_envs(done_ids)
+            for b in done_ids:
+                infos = self._add_info(infos, self._env_info(b, done=False), b)
+            obs = self._obs()
+        else:
+            for b, info in finals.items():
+                infos = self._add_info(infos, info, b)
+            self._needs_reset[done_ids] = True
+        return obs, rewards, terminated.copy(), truncated.copy(), infos
+
+    def _step_infos(self, stepped: np.ndarray) -> dict[str, Any]:
+        terms = self.sim.reward_terms[:, 0]
+        infos: dict[str, Any] = {
+            "reward_terms": {k: terms[:, i].copy() for i, k in enumerate(self._term_keys)},
+            "_reward_terms": stepped.copy(),
+            "t": self.sim.state["t"].copy(),
+            "_t": stepped.copy(),
+            "scenario_id": self._scenario_names.copy(),
+            "_scenario_id": stepped.copy(),
+        }
+        for k in self._term_keys:
+            infos["reward_terms"][f"_{k}"] = stepped.copy()
+        return infos
+
+    def _env_info(self, b: int, done: bool) -> dict[str, Any]:
+        """Sub-env `b`'s info exactly as the single env would return it."""
+        terms = self.sim.reward_terms[b, 0]
+        info: dict[str, Any] = {
+            "reward_terms": {k: float(terms[i]) for i, k in enumerate(self._term_keys)},
+            "t": int(self.sim.state["t"][b]),
+            "scenario_id": self._scenario_names[b],
+        }
+        if done:
+            ep = self.sim.episode_metrics(b)
+            ep["l"] = info["t"]
+            info["episode"] = ep
+        return info
+
+    def step_metrics(self) -> dict[str, np.ndarray]:
+        """The last step's metric channels by name, (num_envs,) arrays."""
+        from alpagym_env import metrics as M
+
+        m = self.sim.metrics[:, 0]
+        return {name: m[:, M.channel(name).index].copy() for name in M.channel_names()}
+
+    # --------------------------------------------------------------------------------- snapshots
+
+    def get_state(self, index: int) -> dict[str, Any]:
+        """A deep copy of sub-env `index`'s state, in the single env's snapshot format."""
+        snap = self.sim.get_state(index)
+        snap["episode_return"] = float(self._ep_return[index])
+        return snap
+
+    def set_state(self, index: int, state: dict[str, Any]) -> None:
+        self._reset_envs(np.array([index]), states=[state])
+
+    # --------------------------------------------------------------------------------- rendering
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """One top-down frame per sub-env (`render_mode="rgb_array"`)."""
+        if self.render_mode is None:
+            return None
+        for b, view in enumerate(self._views):
+            if view is None:
+                self._views[b] = SceneView(self._render_config)
+        return tuple(view.frame(self.sim, b) for b, view in enumerate(self._views))
+
+
+def _take(value: Any, b: int) -> Any:
+    """Element `b` of a batched observation or info value (dicts recursively)."""
+    if isinstance(value, dict):
+        return {k: _take(v, b) for k, v in value.items() if not k.startswith("_")}
+    item = value[b]
+    return item.item() if isinstance(item, np.generic) else item
