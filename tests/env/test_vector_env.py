@@ -17,7 +17,9 @@ def scenes():
     return [
         straight_road(),
         straight_road(speeds=(8.0, 6.0), starts=((30.0, 0.0), (50.0, 0.0))),
-        straight_road(speeds=(12.0, 12.0, 9.0, 14.0), starts=((20.0, 3.5), (40.0, 3.5), (25.0, 0.0), (5.0, 0.0))),
+        straight_road(
+            speeds=(12.0, 12.0, 9.0, 14.0), starts=((20.0, 3.5), (40.0, 3.5), (25.0, 0.0), (5.0, 0.0))
+        ),
     ]
 
 
@@ -111,7 +113,8 @@ def test_native_and_gymnasium_sync_vector_env_return_equivalent_data(mode, obs_t
 
     kw = dict(num_envs=3, scenarios=scenes(), obs_type=obs_type, reward="metrics", **KW)
     native = gym.make_vec("AlpaDrive-v0", vector_kwargs={}, autoreset_mode=mode, **kw)
-    sync = gym.make_vec("AlpaDrive-v0", vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode}, **kw)
+    sync_kwargs = {"autoreset_mode": mode}
+    sync = gym.make_vec("AlpaDrive-v0", vectorization_mode="sync", vector_kwargs=sync_kwargs, **kw)
     assert native.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"] == mode
     assert native.single_observation_space == sync.single_observation_space
     assert native.action_space == sync.action_space
