@@ -19,7 +19,16 @@ register(
     vector_entry_point="alpagym_env.envs.vector_env:AlpaDriveVectorEnv",
 )
 
+
+def parallel_env(**kwargs):
+    """The PettingZoo `ParallelEnv` (`alpagym_env.envs.parallel_env.AlpaDriveParallelEnv`)."""
+    from alpagym_env.envs.parallel_env import AlpaDriveParallelEnv
+
+    return AlpaDriveParallelEnv(**kwargs)
+
+
 __all__ = [
+    "parallel_env",
     "AgentsConfig",
     "ConfigError",
     "DynamicsConfig",

@@ -130,6 +130,7 @@ class BatchedSim:
         }
         self.scenario_index = np.full(b, -1, dtype=np.int64)
         self.compiled: list[CompiledScene | None] = [None] * b
+        self._key: list[tuple | None] = [None] * b
         self.expert = np.zeros((b, c), dtype=np.bool_)
         self.active = np.ones(b, dtype=np.bool_)
         term = config.termination
@@ -210,6 +211,7 @@ class BatchedSim:
             rt["gt"][b, c] = r.s_start, r.log_length
         self.scenario_index[b] = index
         self.compiled[b] = cs
+        self._key[b] = (index, controlled)
 
     def _tuples(self):
         return (
@@ -220,11 +222,24 @@ class BatchedSim:
 
     # ---------------------------------------------------------------------------------- stepping
 
-    def reset(self, indices: Sequence[int], scenario_ids: Sequence[int]) -> None:
-        """Loads `scenario_ids[i]` into scene `indices[i]` and puts it at step 0."""
+    def reset(
+        self,
+        indices: Sequence[int],
+        scenario_ids: Sequence[int],
+        controlled: Sequence[tuple[int, ...] | None] | None = None,
+    ) -> None:
+        """Loads `scenario_ids[i]` into scene `indices[i]` and puts it at step 0.
+
+        Args:
+            indices: Scene slots to reset.
+            scenario_ids: Scenario index for each slot.
+            controlled: For each slot, the scenario agent indices the policy drives (ego first);
+                None (or a None entry) drives the ego alone.
+        """
         mask = np.zeros(self.num_scenes, dtype=np.bool_)
-        for b, sid in zip(indices, scenario_ids, strict=True):
-            self.load(int(b), int(sid))
+        controlled = [None] * len(indices) if controlled is None else list(controlled)
+        for b, sid, ctrl in zip(indices, scenario_ids, controlled, strict=True):
+            self.load(int(b), int(sid), None if ctrl is None else tuple(int(i) for i in ctrl))
             mask[b] = True
         self.expert[mask] = False
         scene, routes, state = self._tuples()
@@ -240,15 +255,15 @@ class BatchedSim:
     def get_state(self, b: int) -> dict:
         """A deep copy of scene `b`'s dynamic state (enough to resume it exactly)."""
         snap = {k: v[b].copy() for k, v in self.state.items()}
-        snap["scenario_index"] = int(self.scenario_index[b])
+        snap["scene_key"] = self._key[b]
         snap["expert"] = self.expert[b].copy()
         snap["obs"] = self.obs[b].copy()
         return snap
 
     def set_state(self, b: int, snap: dict) -> None:
         """Restores a snapshot from `get_state` into scene `b` (loading its scenario if needed)."""
-        if int(self.scenario_index[b]) != snap["scenario_index"]:
-            self.load(b, snap["scenario_index"])
+        if self.compiled[b] is None or self._key[b] != snap["scene_key"]:
+            self.load(b, *snap["scene_key"])
         for k, v in self.state.items():
             v[b] = snap[k]
         self.expert[b] = snap["expert"]

@@ -98,7 +98,9 @@ def step_batch(actions, active, expert, scene, routes, state, params, out):
         n = n_agents[b]
         t1 = min(t[b] + 1, t_max)
         for c in range(num_c):
-            if expert[b, c]:
+            if track[b, c, TR_DONE] > 0.0:
+                valid[b, c] = False  # a controlled agent that finished leaves the scene
+            elif expert[b, c]:
                 set_from_log(agent[b], log[b], t1, c, dt)
             else:
                 apply_action(agent[b], c, actions[b, c], dyn_p, dt)
@@ -125,6 +127,10 @@ def step_batch(actions, active, expert, scene, routes, state, params, out):
         truncated[b] = t[b] >= horizon
         for c in range(num_c):
             tr = track[b, c]
+            if tr[TR_DONE] > 0.0:
+                reward[b, c] = 0.0
+                r_terms[b, c, :] = 0.0
+                continue
             nr = n_route[b, c]
             s, lat, route_h = locate(agent[b, c, 0], agent[b, c, 1], route[b, c], nr, tr)
             m = metrics[b, c]

@@ -1,0 +1,88 @@
+"""The PettingZoo env: PettingZoo's own API and seed tests, per-agent fault attribution."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+import alpagym_env
+from alpagym_env.envs.parallel_env import BatchedMultiAgent
+from tests.conftest import straight_road
+
+
+def scenes():
+    return [
+        straight_road(
+            speeds=(10.0, 10.0, 12.0, 11.0), starts=((40.0, 0.0), (20.0, 0.0), (30.0, 3.5), (60.0, 3.5))
+        ),
+        straight_road(speeds=(9.0, 9.0, 9.0), starts=((30.0, 3.5), (55.0, 3.5), (45.0, 0.0))),
+    ]
+
+
+def make(**kw):
+    kw.setdefault("scenarios", scenes())
+    kw.setdefault("horizon", 60)
+    return alpagym_env.parallel_env(num_controlled=3, **kw)
+
+
+def test_pettingzoo_api_and_seed_tests_pass():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="AlpaDriveParallelEnv ignores reset options")
+        parallel_api_test(make(), num_cycles=200)
+    parallel_seed_test(make, num_cycles=100)
+
+
+def test_spaces_are_fixed_objects_and_agents_are_fixed():
+    env = make()
+    env.reset(seed=0)
+    assert env.possible_agents == ["agent_0", "agent_1", "agent_2"]
+    for a in env.possible_agents:
+        assert env.observation_space(a) is env.observation_space(a)
+        assert env.action_space(a) is env.action_space(a)
+
+
+def test_rear_end_blames_the_follower_only():
+    env = make(scenarios=scenes()[:1])
+    obs, _ = env.reset(seed=0)
+    blamed = {}
+    for _ in range(60):
+        actions = {a: np.zeros(2, dtype=np.float32) for a in env.agents}
+        if "agent_0" in actions:
+            actions["agent_0"][0] = -1.0  # the ego brakes
+        if "agent_1" in actions:
+            actions["agent_1"][0] = 1.0  # the car behind it accelerates into it
+        obs, rew, term, trunc, info = env.step(actions)
+        for a, i in info.items():
+            if "episode" in i:
+                blamed[a] = i["episode"]
+        if "agent_1" in blamed:
+            break
+    assert blamed["agent_1"]["collision_front"] == 1.0 and blamed["agent_1"]["collision_at_fault"] == 1.0
+    assert term["agent_1"] and rew["agent_1"] <= -10.0
+    assert "agent_0" in env.agents and not term["agent_0"]  # hit from behind: not at fault, drives on
+    assert "agent_1" not in env.agents
+    # The finished agent has left the scene: the next steps go on without it.
+    obs, rew, term, trunc, info = env.step({a: np.zeros(2, dtype=np.float32) for a in env.agents})
+    assert "agent_1" not in obs
+
+
+def test_batched_multi_agent_step_shapes():
+    batch = BatchedMultiAgent(4, 3, scenarios=scenes(), horizon=30)
+    obs = batch.reset(range(4), [0, 1, 0, 1])
+    assert obs.shape == (4, 3, batch.sim.obs_dim)
+    obs, rew, term, trunc = batch.step(np.zeros((4, 3, 2)))
+    assert obs.shape == (4, 3, batch.sim.obs_dim) and rew.shape == (4, 3) and trunc.shape == (4,)
+
+
+def test_bad_actions_name_the_agent():
+    env = make()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="missing"):
+        env.step({"agent_0": np.zeros(2)})
+    acts = {a: np.zeros(2) for a in env.agents}
+    acts["agent_2"] = np.array([np.nan, 0.0])
+    with pytest.raises(ValueError, match="agent_2"):
+        env.step(acts)
