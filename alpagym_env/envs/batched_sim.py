@@ -87,7 +87,7 @@ class BatchedSim:
         num_controlled: int = 1,
         reward_index: np.ndarray | None = None,
         reward_scale: np.ndarray | None = None,
-        cache_size: int = 512,
+        cache_size: int = 2048,
     ) -> None:
         self.config = config
         self.num_scenes, self.num_controlled = num_scenes, num_controlled
@@ -151,6 +151,9 @@ class BatchedSim:
             config.horizon,
         )
         self.out = engine.empty_out(b, c, n, self.obs_dim, ri.shape[0])
+        parallel = num_scenes >= engine.PARALLEL_MIN_SCENES
+        self._step_kernel = engine.step_batch if parallel else engine.step_batch_serial
+        self._reset_kernel = engine.reset_batch if parallel else engine.reset_batch_serial
         self.obs, self.metrics, self.reward_terms, self.reward, self.terminated, self.truncated, _ = self.out
 
     # ------------------------------------------------------------------------------------- scenes
@@ -185,9 +188,7 @@ class BatchedSim:
         if len(cs.routes) != self.num_controlled:
             raise ValueError(f"scene needs {self.num_controlled} controlled agents, got {len(cs.routes)}")
         sc, n = self.scene, cs.num_agents
-        for name in ("log", "log_valid", "log_s", "size"):
-            sc[name][b] = 0
-        sc["size"][b] = 1.0
+        # Slots n.. keep stale data: every kernel reads only the first n_agents[b] slots.
         sc["log"][b, :n], sc["log_valid"][b, :n], sc["log_s"][b, :n] = cs.log, cs.log_valid, cs.log_s
         sc["size"][b, :n] = cs.size
         sc["n_agents"][b] = n
@@ -243,12 +244,12 @@ class BatchedSim:
             mask[b] = True
         self.expert[mask] = False
         scene, routes, state = self._tuples()
-        engine.reset_batch(mask, self.num_controlled, scene, routes, state, self.params, self.out)
+        self._reset_kernel(mask, self.num_controlled, scene, routes, state, self.params, self.out)
 
     def step(self, actions: np.ndarray) -> None:
         """Advances the active scenes by one step; results are in `obs`, `reward`, `metrics`, ..."""
         scene, routes, state = self._tuples()
-        engine.step_batch(actions, self.active, self.expert, scene, routes, state, self.params, self.out)
+        self._step_kernel(actions, self.active, self.expert, scene, routes, state, self.params, self.out)
 
     # --------------------------------------------------------------------------------- snapshots
 

@@ -62,7 +62,6 @@ def _aggregate(episode, m, track):
         track[TR_CUT] = 1.0
 
 
-@njit(parallel=True, cache=True)
 def step_batch(actions, active, expert, scene, routes, state, params, out):
     """Advances every active scene by one step.
 
@@ -197,7 +196,6 @@ def _init_track(agent, log, c, s, lat, route_h, dt, tr):
     tr[TR_LAT], tr[TR_HEADING_ERR] = lat, wrap_angle(h0 - route_h)
 
 
-@njit(parallel=True, cache=True)
 def reset_batch(mask, num_c, scene, routes, state, params, out):
     """Puts every scene with `mask[b]` at step 0 of its logs and writes its first observations.
 
@@ -238,3 +236,13 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
             write_obs(agent[b], valid[b], size[b], n, c, route[b, c], n_route[b, c], s, lat,
                       tr[TR_HEADING_ERR], progress, stops[b, c], n_stops[b, c], light_now, 0, obs_p,
                       obs[b, c])  # fmt: skip
+
+
+# Each batch kernel comes in two builds from one source: threaded over scenes for large batches, and
+# serial for small ones, where waking a thread pool costs more than it saves (and, on a busy machine,
+# can stall a step for a whole scheduler time slice).
+PARALLEL_MIN_SCENES = 8
+step_batch_serial = njit(cache=True)(step_batch)
+reset_batch_serial = njit(cache=True)(reset_batch)
+step_batch = njit(parallel=True, cache=True)(step_batch)
+reset_batch = njit(parallel=True, cache=True)(reset_batch)

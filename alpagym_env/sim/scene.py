@@ -145,8 +145,23 @@ def _log_path(log: np.ndarray) -> np.ndarray:
 
 @njit(cache=True)
 def _project_all(pts, xy, s, n, out):
+    """Projects every point on the polyline: nearest of every 8th vertex first, then a local window.
+
+    Points farther than NEAR_ROUTE + 16 m from every coarse vertex get lateral = inf.
+    """
+    stride = 8
     for i in range(pts.shape[0]):
-        sp, lat, _ = project_to_polyline(pts[i, 0], pts[i, 1], xy, s, n, 0, n)
+        best, k = 1e300, 0
+        for j in range(0, n, stride):
+            d = (pts[i, 0] - xy[j, 0]) ** 2 + (pts[i, 1] - xy[j, 1]) ** 2
+            if d < best:
+                best, k = d, j
+        if best > (NEAR_ROUTE + 2.0 * stride) ** 2:
+            out[i, 0], out[i, 1] = 0.0, np.inf
+            continue
+        sp, lat, _ = project_to_polyline(
+            pts[i, 0], pts[i, 1], xy, s, n, max(k - 2 * stride, 0), k + 2 * stride
+        )
         out[i, 0], out[i, 1] = sp, lat
 
 
