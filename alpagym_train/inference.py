@@ -1,0 +1,68 @@
+"""Numpy-only inference of policy checkpoints: evaluation needs neither torch nor the trainer.
+
+`NumpyPolicy.load(path)` reads the safetensors weights with `safetensors.numpy` and the JSON
+sidecar, and maps (B, D) float32 observations to the deterministic action tanh(mu(obs)).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+CHECKPOINT_FORMAT = "alpagym.policy"
+CHECKPOINT_VERSION = 1
+
+
+def read_sidecar(path: str | Path) -> dict:
+    """The checkpoint's JSON sidecar; raises ValueError when it is missing or not a policy of ours."""
+    side = Path(path).with_suffix(".json")
+    if not side.exists():
+        raise ValueError(f"{path}: no sidecar {side.name} beside the weights")
+    try:
+        meta = json.loads(side.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{side}: not valid JSON ({e})") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{side}: field 'format' is {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+    if meta.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{side}: field 'version' is {meta.get('version')!r}, expected {CHECKPOINT_VERSION}")
+    return meta
+
+
+class NumpyPolicy:
+    """The deterministic action of a `GaussianPolicy` checkpoint, in float32 numpy.
+
+    Args:
+        weights: Layer matrices and biases as in the torch state dict.
+        meta: The checkpoint sidecar.
+    """
+
+    def __init__(self, weights: dict[str, np.ndarray], meta: dict) -> None:
+        self.meta = meta
+        hidden = meta["policy"]["hidden"]
+        # nn.Sequential(Linear, Tanh, Linear, Tanh, ...): Linear layers sit at even indices.
+        self.layers = [
+            (weights[f"body.{2 * i}.weight"].T.copy(), weights[f"body.{2 * i}.bias"])
+            for i in range(len(hidden))
+        ]
+        self.head = (weights["mean.weight"].T.copy(), weights["mean.bias"])
+        self.obs_dim = int(meta["policy"]["obs_dim"])
+
+    @classmethod
+    def load(cls, path: str | Path) -> NumpyPolicy:
+        from safetensors.numpy import load_file
+
+        meta = read_sidecar(path)
+        return cls({k: v.astype(np.float32) for k, v in load_file(str(path)).items()}, meta)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """(B, D) or (D,) observations -> float32 actions in [-1, 1], (B, A) or (A,)."""
+        x = np.asarray(obs, dtype=np.float32)
+        if x.shape[-1] != self.obs_dim:
+            raise ValueError(f"observation has {x.shape[-1]} values, the checkpoint expects {self.obs_dim}")
+        for w, b in self.layers:
+            x = np.tanh(x @ w + b)
+        w, b = self.head
+        return np.tanh(x @ w + b).astype(np.float32)

@@ -1,0 +1,173 @@
+"""The Gaussian driving policy over the flat observation, and its checkpoints.
+
+Actions live in [-1, 1]^A (both action types are normalised Boxes). The policy samples a
+pre-squash Gaussian u ~ N(mu(obs), sigma) and acts a = tanh(u); log-probabilities include the
+tanh change of variables, log pi(a) = log N(u) - sum log(1 - tanh(u)^2), computed stably as
+2 (log 2 - u - softplus(-2u)). Rollouts store u (not a) so the learner recomputes exact
+log-probabilities. `act(obs, deterministic=True)` returns tanh(mu), the evaluation action.
+
+Checkpoints are a safetensors file of the weights plus a JSON sidecar (``.json`` beside it) with
+the architecture, observation layout, action type, env arguments and versions; see `save` / `load`.
+`alpagym_train.inference` runs them with numpy alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from alpagym_train.inference import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_sidecar
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Architecture of `GaussianPolicy`.
+
+    Attributes:
+        obs_dim: Flat observation size.
+        act_dim: Action size.
+        hidden: Hidden layer widths (tanh activations).
+        state_dependent_std: Predict log-std from the observation (else one learned vector).
+        init_log_std: Initial log-std.
+        log_std_min: Lower clamp of the log-std.
+        log_std_max: Upper clamp of the log-std.
+    """
+
+    obs_dim: int
+    act_dim: int
+    hidden: tuple[int, ...] = (256, 256)
+    state_dependent_std: bool = False
+    init_log_std: float = -1.0
+    log_std_min: float = -5.0
+    log_std_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.obs_dim < 1 or self.act_dim < 1 or not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"invalid policy sizes: {self}")
+
+
+def _tanh_log_det(u: torch.Tensor) -> torch.Tensor:
+    """sum log(1 - tanh(u)^2) over the last axis, stable for large |u|."""
+    return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+
+
+class GaussianPolicy(nn.Module):
+    """tanh-squashed Gaussian MLP policy."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        width = config.obs_dim
+        for h in config.hidden:
+            layers += [nn.Linear(width, h), nn.Tanh()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.mean = nn.Linear(width, config.act_dim)
+        nn.init.zeros_(self.mean.bias)
+        nn.init.uniform_(self.mean.weight, -1e-3, 1e-3)
+        if config.state_dependent_std:
+            self.log_std_head = nn.Linear(width, config.act_dim)
+            nn.init.zeros_(self.log_std_head.weight)
+            nn.init.constant_(self.log_std_head.bias, config.init_log_std)
+        else:
+            self.log_std = nn.Parameter(torch.full((config.act_dim,), config.init_log_std))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., obs_dim) -> pre-squash mean and clamped log-std, (..., act_dim) each."""
+        h = self.body(obs)
+        mu = self.mean(h)
+        log_std = self.log_std_head(h) if self.config.state_dependent_std else self.log_std.expand_as(mu)
+        return mu, log_std.clamp(self.config.log_std_min, self.config.log_std_max)
+
+    def log_prob(self, obs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """log pi(tanh(u) | obs), (...,)."""
+        mu, log_std = self(obs)
+        gauss = (-0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return gauss - _tanh_log_det(u)
+
+    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
+        """Entropy of the pre-squash Gaussian, (...,) (the squashed one has no closed form)."""
+        _, log_std = self(obs)
+        return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None):
+        """Samples actions: returns (a, u, log pi(a)) with a = tanh(u), shapes (..., A), (..., A), (...,)."""
+        mu, log_std = self(obs)
+        noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        u = mu + log_std.exp() * noise
+        gauss = (-0.5 * noise**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return torch.tanh(u), u, gauss - _tanh_log_det(u)
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """(B, obs_dim) or (obs_dim,) numpy observations -> float32 actions in [-1, 1]."""
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        if deterministic:
+            a = torch.tanh(self(x)[0])
+        else:
+            a = self.sample(x)[0]
+        return a.numpy().astype(np.float32)
+
+
+def save(path: str | Path, policy: GaussianPolicy, meta: dict[str, Any] | None = None) -> Path:
+    """Writes ``path`` (safetensors weights) and ``path.with_suffix('.json')`` (the sidecar).
+
+    Args:
+        path: Checkpoint file, e.g. ``runs/x/policy.safetensors``.
+        policy: The policy.
+        meta: Extra sidecar entries: ``action_type``, ``env_kwargs``, ``obs_layout``, training info.
+
+    Returns:
+        The weights path.
+    """
+    from safetensors.torch import save_file
+
+    import alpagym_env
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
+    save_file(state, str(path))
+    sidecar = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "policy": asdict(policy.config),
+        "versions": {"alpagym": alpagym_env.__version__, "torch": torch.__version__, "numpy": np.__version__},
+        **(meta or {}),
+    }
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+    return path
+
+
+def load(path: str | Path) -> tuple[GaussianPolicy, dict[str, Any]]:
+    """Loads a checkpoint written by `save`: the policy (eval mode) and its sidecar."""
+    from safetensors.torch import load_file
+
+    meta = read_sidecar(path)
+    policy = GaussianPolicy(PolicyConfig(**meta["policy"]))
+    policy.load_state_dict(load_file(str(path)))
+    return policy.eval(), meta
+
+
+@dataclass
+class RolloutPolicy:
+    """Batched sampling wrapper used by rollouts: numpy in, numpy out, torch.inference_mode inside."""
+
+    policy: GaussianPolicy
+    generator: torch.Generator = field(default_factory=torch.Generator)
+
+    @torch.inference_mode()
+    def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, D) obs -> actions (B, A) float32, pre-squash u (B, A) float32, log-probs (B,) float32."""
+        a, u, logp = self.policy.sample(torch.as_tensor(obs, dtype=torch.float32), self.generator)
+        return a.numpy(), u.numpy(), logp.numpy()
