@@ -1,0 +1,169 @@
+"""Named, versioned scenario suites built from fixed seeds and cached on disk.
+
+| suite   | scenes | seeds per family            |
+|---------|--------|-----------------------------|
+| `train` | 1000   | 0 ... 249                   |
+| `val`   | 200    | 1_000_000 ... 1_000_049     |
+| `test`  | 200    | 2_000_000 ... 2_000_049     |
+| `smoke` | 8      | 3_000_000 ... 3_000_001     |
+
+Scene k of a suite is family `FAMILY_ORDER[k % 4]` with seed `first_seed + k // 4`, so every suite is
+balanced across the families and the seed ranges never overlap. A suite is one packed file
+`$ALPAGYM_CACHE/suites/{name}-v{SUITE_VERSION}.npz` (default cache dir `~/.cache/alpagym`), written by
+`schema.save_suite`, with a `.sha256` sidecar holding a fingerprint of the generator sources;
+`load_suite(name)` reads it, or builds it on a miss, when the file is unreadable, or when the generators
+changed since it was built. Bump `SUITE_VERSION` when a generator's output changes on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from alpagym_env.scenarios import schema
+from alpagym_env.scenarios.registry import generate
+from alpagym_env.scenarios.schema import Scenario, ScenarioError
+
+SUITE_VERSION = 1
+FAMILY_ORDER = ("highway", "merge", "intersection", "urban")
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A suite: how many scenes and the first seed of each family's seed range."""
+
+    size: int
+    first_seed: int
+
+
+SUITES: dict[str, SuiteSpec] = {
+    "train": SuiteSpec(1000, 0),
+    "val": SuiteSpec(200, 1_000_000),
+    "test": SuiteSpec(200, 2_000_000),
+    "smoke": SuiteSpec(8, 3_000_000),
+}
+
+
+def _spec(name: str) -> SuiteSpec:
+    if name not in SUITES:
+        raise KeyError(f"unknown scenario suite {name!r}; known suites: {', '.join(SUITES)}")
+    return SUITES[name]
+
+
+def suite_plan(name: str, size: int | None = None) -> list[tuple[str, int]]:
+    """The (family, seed) of every scene of suite `name`, in order; `size` overrides the suite's size."""
+    spec = _spec(name)
+    n = spec.size if size is None else int(size)
+    if n < 1:
+        raise ValueError(f"suite size must be >= 1, got {n}")
+    return [(FAMILY_ORDER[k % len(FAMILY_ORDER)], spec.first_seed + k // len(FAMILY_ORDER)) for k in range(n)]
+
+
+def cache_dir() -> Path:
+    """`$ALPAGYM_CACHE/suites`, default `~/.cache/alpagym/suites`."""
+    root = os.environ.get("ALPAGYM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "alpagym")
+    return Path(root) / "suites"
+
+
+def suite_path(name: str, size: int | None = None) -> Path:
+    """Cache file of a suite (a size override gets its own file)."""
+    _spec(name)
+    tag = name if size is None or size == SUITES[name].size else f"{name}-{int(size)}"
+    return cache_dir() / f"{tag}-v{SUITE_VERSION}.npz"
+
+
+_SOURCES = (
+    "road.py",
+    "expert.py",
+    "expert_kernel.py",
+    "validate.py",
+    "schema.py",
+    "../sim/idm.py",
+    "../sim/geometry.py",
+)
+
+
+def generator_fingerprint() -> str:
+    """SHA-256 over `SUITE_VERSION` and the sources that decide the scenes (road, expert, families, IDM)."""
+    root = Path(__file__).parent
+    files = [root / f for f in _SOURCES] + sorted((root / "families").glob("*.py"))
+    digest = hashlib.sha256(f"suite-v{SUITE_VERSION}".encode())
+    for f in files:
+        digest.update(f.name.encode())
+        digest.update(f.read_bytes() if f.exists() else b"")
+    return digest.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _generate(item: tuple[str, int]) -> Scenario:
+    return generate(*item)
+
+
+def build_suite(name: str, size: int | None = None, processes: int | None = None, write: bool = True):
+    """Generates suite `name` (deterministically) and, with `write`, stores it in the cache.
+
+    Args:
+        name: A key of `SUITES`.
+        size: Number of scenes instead of the suite's own size (a prefix of the same plan).
+        processes: Worker processes; default 2 for suites of more than 16 scenes, else 1 (in-process).
+        write: Write the packed cache file.
+
+    Returns:
+        The scenarios, in plan order.
+    """
+    plan = suite_plan(name, size)
+    if processes is None:
+        processes = 2 if len(plan) > 16 else 1
+    if processes > 1:
+        with multiprocessing.get_context().Pool(processes) as pool:
+            scenes = pool.map(_generate, plan, chunksize=max(1, len(plan) // (8 * processes)))
+    else:
+        scenes = [_generate(item) for item in plan]
+    if write:
+        path = suite_path(name, size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # private temporary names, then atomic renames: concurrent builders never see half a file
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+        schema.save_suite(tmp, scenes)
+        os.replace(tmp, path)
+        tmp.write_text(generator_fingerprint() + "\n")
+        os.replace(tmp, _sidecar(path))
+    return scenes
+
+
+def load_suite(name: str, size: int | None = None, processes: int | None = None) -> list[Scenario]:
+    """Suite `name` from the cache, building (and caching) it on a miss.
+
+    A cache file that cannot be read, was built by other generator code, or does not hold exactly the
+    planned scenes is rebuilt with a warning.
+
+    Raises:
+        KeyError: For an unknown suite name; the message lists the known ones.
+    """
+    plan = suite_plan(name, size)
+    path = suite_path(name, size)
+    sidecar = _sidecar(path)
+    fresh = sidecar.exists() and sidecar.read_text().strip() == generator_fingerprint()
+    if path.exists() and not fresh:
+        warnings.warn(f"rebuilding suite cache {path}: built by other generator code", stacklevel=2)
+    elif path.exists():
+        try:
+            scenes = schema.load_suite(path)
+        except (ScenarioError, OSError) as e:
+            warnings.warn(f"rebuilding unreadable suite cache {path}: {e}", stacklevel=2)
+        else:
+            expected = [f"{fam}-{seed:06d}" for fam, seed in plan]
+            if [s.scenario_id for s in scenes] == expected:
+                return scenes
+            warnings.warn(
+                f"rebuilding stale suite cache {path}: its scenes differ from the plan", stacklevel=2
+            )
+    return build_suite(name, size, processes)
