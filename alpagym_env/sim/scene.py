@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from alpagym_env.scenarios.road import arclength, resample
 from alpagym_env.scenarios.schema import LOG_HEADING, LOG_VX, Scenario
 from alpagym_env.sim.geometry import project_to_polyline, ray_segment_distance, segments_intersect
 
@@ -120,21 +121,6 @@ def _pad_logs(s: Scenario, order: np.ndarray, steps: int) -> tuple[np.ndarray, n
     return log, valid
 
 
-def _arclength(xy: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
-
-
-def resample(xy: np.ndarray, spacing: float = ROUTE_SPACING) -> np.ndarray:
-    """(R, 2) points every `spacing` metres along the polyline `xy` (repeated points dropped)."""
-    keep = np.concatenate([[True], np.hypot(*np.diff(xy, axis=0).T) > 1e-6])
-    xy = xy[keep]
-    s = _arclength(xy)
-    if s[-1] < spacing:
-        return xy[[0, -1]] if len(xy) > 1 else np.vstack([xy, xy + [spacing, 0.0]])
-    q = np.linspace(0.0, s[-1], int(np.ceil(s[-1] / spacing)) + 1)
-    return np.stack([np.interp(q, s, xy[:, 0]), np.interp(q, s, xy[:, 1])], axis=1)
-
-
 def _log_path(log: np.ndarray) -> np.ndarray:
     """A log's path plus a straight extension along its final heading, (P, 2)."""
     xy = log[:, :2]
@@ -194,8 +180,8 @@ def _free_widths(route, edges, cap, out):
 
 
 @njit(cache=True)
-def _route_stops(route, stop_lines, stop_light, out):
-    """Route arc length (1 m spacing) where each stop line crosses the route; returns the count."""
+def _route_stops(route, rs, stop_lines, stop_light, out):
+    """Route arc length where each stop line crosses the route (mid-segment); returns the count."""
     m = 0
     for k in range(stop_lines.shape[0]):
         for i in range(route.shape[0] - 1):
@@ -203,7 +189,7 @@ def _route_stops(route, stop_lines, stop_light, out):
                 route[i, 0], route[i, 1], route[i + 1, 0], route[i + 1, 1],
                 stop_lines[k, 0], stop_lines[k, 1], stop_lines[k, 2], stop_lines[k, 3],
             ):  # fmt: skip
-                out[m, 0] = i * 1.0 + 0.5
+                out[m, 0] = 0.5 * (rs[i] + rs[i + 1])
                 out[m, 1] = stop_light[k]
                 m += 1
                 break
@@ -228,15 +214,15 @@ def compile_route(
     s: Scenario, path: np.ndarray, log: np.ndarray, valid: np.ndarray, edges, lanes
 ) -> RouteData:
     """Resamples `path` and gathers the map around it for one controlled agent."""
-    xy = resample(path)
-    rs = np.arange(xy.shape[0]) * ROUTE_SPACING
+    xy = resample(path, ROUTE_SPACING)
+    rs = arclength(xy)
     widths = np.zeros((xy.shape[0], 2))
     _free_widths(xy, edges, WIDTH_CAP, widths)
     nbins = int(np.ceil(rs[-1] / BIN_LENGTH)) + 1
     near_edges, edge_bins = _bin_segments(edges, xy, rs, nbins)
     near_lanes, lane_bins = _bin_segments(lanes, xy, rs, nbins)
     stops = np.zeros((s.stop_lines.shape[0], 2))
-    m = _route_stops(xy, s.stop_lines, s.stop_light, stops)
+    m = _route_stops(xy, rs, s.stop_lines, s.stop_light, stops)
     idx = np.flatnonzero(valid)
     ends = np.zeros((2, 2))
     _project_all(log[[idx[0], idx[-1]], :2], xy, rs, xy.shape[0], ends)
@@ -266,7 +252,7 @@ def compile_scene(
     controlled = (s.ego_index,) if controlled is None else tuple(controlled)
     order = slot_order(s, controlled, max_agents)
     log, valid = _pad_logs(s, order, horizon + 1)
-    log_s = np.stack([_arclength(log[i, :, :2]) for i in range(order.shape[0])])
+    log_s = np.stack([arclength(log[i, :, :2]) for i in range(order.shape[0])])
     edges = s.edge_segments()
     lanes = s.lane_segments()
     routes = []
