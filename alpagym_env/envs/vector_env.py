@@ -35,10 +35,12 @@ class AlpaDriveVectorEnv(VectorEnv):
     """`num_envs` AlpaDrive scenes stepped together by the batched engine.
 
     Takes every keyword argument of `AlpaDriveEnv` plus `num_envs` and `autoreset_mode`
-    (`AutoresetMode.NEXT_STEP`, the default, or `SAME_STEP`). Finished sub-envs keep their last
-    observation and ``info["episode"]``: with NEXT_STEP they are returned on the finishing step and the
-    sub-env resets on the next call (its action ignored); with SAME_STEP they are in
-    ``info["final_obs"]`` / ``info["final_info"]`` and the reset observation is returned at once.
+    (`AutoresetMode.NEXT_STEP`, the default, `SAME_STEP` or `DISABLED`). Finished sub-envs keep their
+    last observation and ``info["episode"]``: with NEXT_STEP they are returned on the finishing step and
+    the sub-env resets on the next call (its action ignored); with SAME_STEP they are in
+    ``info["final_obs"]`` / ``info["final_info"]`` and the reset observation is returned at once; with
+    DISABLED the sub-env stays frozen (not stepped, reward 0) until a reset names it in ``reset_mask``
+    (what group rollouts use: each member runs to its own end, nothing is simulated after it).
 
     Reset options: ``reset_mask`` (num_envs,) bool resets only those sub-envs; ``scenario_ids``
     chooses each reset sub-env's scenario index; ``states`` restores snapshots from `get_state` (one
@@ -60,8 +62,8 @@ class AlpaDriveVectorEnv(VectorEnv):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         mode = AutoresetMode(autoreset_mode)
-        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
-            raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {mode}")
+        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
+            raise ValueError(f"autoreset_mode must be NEXT_STEP, SAME_STEP or DISABLED, got {mode}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
         self.num_envs = int(num_envs)
@@ -152,7 +154,9 @@ class AlpaDriveVectorEnv(VectorEnv):
     def step(self, actions):
         actions = check_actions(actions, (self.num_envs, *self.single_action_space.shape))
         sim = self.sim
-        resetting = np.flatnonzero(self._needs_reset)
+        disabled = self.metadata["autoreset_mode"] == AutoresetMode.DISABLED
+        # DISABLED: finished sub-envs stay frozen (reward 0, not stepped) until reset with a reset_mask.
+        resetting = np.zeros(0, dtype=np.int64) if disabled else np.flatnonzero(self._needs_reset)
         if resetting.size:
             self._reset_envs(resetting)
         sim.active[:] = ~self._needs_reset

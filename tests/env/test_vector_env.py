@@ -122,3 +122,18 @@ def test_native_and_gymnasium_sync_vector_env_return_equivalent_data(mode, obs_t
     actions = np.random.default_rng(3).uniform(-1, 1, (80, 3, 2)).astype(np.float32)
     for a in actions:
         assert data_equivalence(native.step(a), sync.step(a), exact=True)
+
+
+def test_disabled_autoreset_freezes_finished_sub_envs_until_reset():
+    vec = AlpaDriveVectorEnv(num_envs=2, scenarios=scenes(), autoreset_mode=AutoresetMode.DISABLED, horizon=5)
+    vec.reset(seed=0, options={"scenario_ids": [0, 0]})
+    for _ in range(5):
+        obs, rew, term, trunc, info = vec.step(np.zeros((2, 2), dtype=np.float32))
+    assert trunc.all() and "episode" in info
+    frozen = obs.copy()
+    obs, rew, term, trunc, info = vec.step(np.ones((2, 2), dtype=np.float32))
+    np.testing.assert_array_equal(obs, frozen)
+    assert not rew.any() and not term.any() and not trunc.any() and info["t"].tolist() == [5, 5]
+    obs, _ = vec.reset(options={"reset_mask": [True, False]})
+    obs, rew, *_ = vec.step(np.zeros((2, 2), dtype=np.float32))
+    assert rew[0] != 0.0 and rew[1] == 0.0
