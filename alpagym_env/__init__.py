@@ -1,14 +1,43 @@
 """AlpaGym's simulator: `gym.make("AlpaDrive-v0")` over a batched Numba driving engine."""
 
+import hashlib
+import os
+from pathlib import Path
+
 from gymnasium.envs.registration import register
 
-from alpagym_env.config import (
+
+def _numba_cache_dir() -> str:
+    """A Numba cache folder keyed by a hash of this package's kernel sources.
+
+    Numba's on-disk cache keeps a kernel compiled against the callees it had then: editing
+    `measure.py` would not invalidate the cached `step_batch` that calls it. Keying the folder by
+    the files that define kernels makes every kernel edit start from a clean cache. `NUMBA_CACHE_DIR`
+    still wins when set.
+    """
+    digest = hashlib.sha1()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        text = path.read_bytes()
+        if b"from numba import" in text:
+            digest.update(path.name.encode() + text)
+    root = Path(os.environ.get("ALPAGYM_CACHE", Path.home() / ".cache" / "alpagym"))
+    return str(root / "numba" / digest.hexdigest()[:16])
+
+
+import numba  # noqa: E402
+
+if "NUMBA_CACHE_DIR" not in os.environ:
+    numba.config.CACHE_DIR = _numba_cache_dir()
+
+from alpagym_env.config import (  # noqa: E402 (after the Numba cache is configured)
     AgentsConfig,
     ConfigError,
+    ControllerConfig,
     DynamicsConfig,
     EnvConfig,
     ObsConfig,
     TerminationConfig,
+    TrajectoryConfig,
 )
 
 __version__ = "0.1.0"
@@ -27,13 +56,23 @@ def parallel_env(**kwargs):
     return AlpaDriveParallelEnv(**kwargs)
 
 
+def expert_dataset(suite_or_scenarios, action_type: str = "control", **kwargs):
+    """Expert observations and actions for behaviour cloning (`alpagym_env.dataset.expert_dataset`)."""
+    from alpagym_env.dataset import expert_dataset as build
+
+    return build(suite_or_scenarios, action_type, **kwargs)
+
+
 __all__ = [
+    "expert_dataset",
     "parallel_env",
     "AgentsConfig",
     "ConfigError",
+    "ControllerConfig",
     "DynamicsConfig",
     "EnvConfig",
     "ObsConfig",
     "TerminationConfig",
+    "TrajectoryConfig",
     "__version__",
 ]

@@ -163,6 +163,94 @@ class ObsConfig:
             _check(np.isfinite(v) and v > 0, f"obs.{name} must be a positive number, got {v!r}")
 
 
+HEADING_MODES = ("given", "derived")
+
+
+@dataclass(frozen=True)
+class TrajectoryConfig:
+    """Layout and scaling of ``action_type="trajectory"`` (see `alpagym_env.sim.trajectory`).
+
+    The action holds `num_poses` future poses of the ego at `spacing`, 2 * spacing, ... seconds, in the
+    ego frame at the time of the action (+x along the heading, +y to the left, origin at the box centre),
+    flattened pose by pose as ``[x / x_scale, y / y_scale, heading / pi]`` (``heading="given"``) or
+    ``[x / x_scale, y / y_scale]`` (``heading="derived"``: the tangent of the chord through the
+    neighbouring poses). Each pose's heading is the path's tangent there.
+
+    Attributes:
+        num_poses: H, poses per action.
+        spacing: Time between poses, s; a multiple of the 0.1 s step.
+        x_scale: Longitudinal scale, m (default 160: 4 s at the 40 m/s speed cap).
+        y_scale: Lateral scale, m.
+        heading: ``"given"`` or ``"derived"``.
+    """
+
+    num_poses: int = 8
+    spacing: float = 0.5
+    x_scale: float = 160.0
+    y_scale: float = 40.0
+    heading: str = "given"
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.num_poses <= 200, f"trajectory.num_poses must be in 1..200, got {self.num_poses}")
+        _check(
+            np.isfinite(self.spacing) and self.spacing > 0 and abs(self.spacing / 0.1 - self.steps()) < 1e-6,
+            f"trajectory.spacing must be a positive multiple of the 0.1 s step, got {self.spacing!r}",
+        )
+        for name in ("x_scale", "y_scale"):
+            v = getattr(self, name)
+            _check(np.isfinite(v) and v > 0, f"trajectory.{name} must be a positive number, got {v!r}")
+        _check(self.heading in HEADING_MODES, f"trajectory.heading must be one of {HEADING_MODES}")
+
+    def steps(self, dt: float = 0.1) -> int:
+        """Simulation steps between poses."""
+        return max(int(round(self.spacing / dt)), 1)
+
+    @property
+    def action_dim(self) -> int:
+        return self.num_poses * (2 if self.heading == "derived" else 3)
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """The tracking controller of trajectory actions (time-varying LQ, `alpagym_env.sim.controller`).
+
+    Weights are per preview step of 0.1 s; the vehicle model is the ego's `DynamicsConfig`.
+
+    Attributes:
+        q_lateral: Lateral path error, 1/m^2.
+        q_heading: Course error to the path tangent, 1/rad^2.
+        r_steer: Steering away from the path's steady-state angle, 1/rad^2.
+        r_steer_rate: Steering command change from the current angle, 1/rad^2.
+        q_progress: Arc length behind or ahead of the plan, 1/m^2.
+        q_speed: Speed error, s^2/m^2.
+        r_accel: Acceleration away from the plan's, s^4/m^2.
+        r_jerk: Acceleration command change from the current value, s^4/m^2.
+        max_jerk: Largest change of the actual acceleration over a step / dt, m/s^3.
+        max_lat_acc: Tyre-grip limit: steering is capped so v^2 kappa stays below it, m/s^2.
+        feasibility_margin: Relative slack before a plan is flagged infeasible.
+        preview: LQ horizon, s (capped by the plan's length).
+    """
+
+    q_lateral: float = 1.0
+    q_heading: float = 4.0
+    r_steer: float = 3.0
+    r_steer_rate: float = 50.0
+    q_progress: float = 4.0
+    q_speed: float = 1.0
+    r_accel: float = 0.05
+    r_jerk: float = 0.3
+    max_jerk: float = 10.0
+    max_lat_acc: float = 8.0
+    feasibility_margin: float = 0.05
+    preview: float = 4.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            ok = v >= 0 if f.name.startswith("q_") or f.name == "feasibility_margin" else v > 0
+            _check(np.isfinite(v) and ok, f"controller.{f.name} must be a positive number, got {v!r}")
+
+
 @dataclass(frozen=True)
 class TerminationConfig:
     """Which events end an episode early (`terminated=True`); the horizon truncates.
@@ -187,13 +275,16 @@ class EnvConfig:
     Attributes:
         suite: Named scenario suite the env samples from (see `alpagym_env.scenarios`).
         horizon: Steps per episode before truncation (200 = 20 s at 10 Hz).
-        action_type: ``"control"`` (normalised acceleration and steering).
+        action_type: ``"control"`` (normalised acceleration and steering) or ``"trajectory"`` (future
+            ego-frame poses tracked by the controller).
         obs_type: ``"flat"`` (one float32 vector) or ``"dict"``.
         max_agents: Agent slots per scene; scenes with more agents keep the nearest to the ego.
         dynamics: The ego vehicle model.
         agents: Non-controlled vehicles.
         obs: Observation sizes.
         termination: Early-termination switches.
+        trajectory: Layout of trajectory actions.
+        controller: The controller that tracks them.
     """
 
     suite: str = "train"
@@ -205,6 +296,8 @@ class EnvConfig:
     agents: AgentsConfig = field(default_factory=AgentsConfig)
     obs: ObsConfig = field(default_factory=ObsConfig)
     termination: TerminationConfig = field(default_factory=TerminationConfig)
+    trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
 
     def __post_init__(self) -> None:
         _check(
@@ -223,6 +316,8 @@ class EnvConfig:
             "agents": AgentsConfig,
             "obs": ObsConfig,
             "termination": TerminationConfig,
+            "trajectory": TrajectoryConfig,
+            "controller": ControllerConfig,
         }
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
@@ -245,5 +340,5 @@ class EnvConfig:
         return dataclasses.replace(self, **changes)
 
 
-ACTION_TYPES = ("control",)
+ACTION_TYPES = ("control", "trajectory")
 OBS_TYPES = ("flat", "dict")

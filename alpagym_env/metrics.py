@@ -5,6 +5,24 @@ into `metrics (B, C, NUM_CHANNELS)`; channel indices are the module constants be
 maps names to them. Episodes are aggregated in the kernel as sum, max and last value of each channel
 over the part of the episode before the cut (AlpaSim: the step after the first collision or off-road,
 or once the ego is >= 4 m from its logged path), and turned into named metrics here.
+
+Definitions follow AlpaSim's evaluator (``src/eval``):
+
+- collisions: the ego box overlaps another agent's box; ``front`` when the other box touches the ego's
+  front bumper (its front face), else ``rear`` when it touches the rear bumper, else ``lateral``;
+  ``at_fault`` = front or lateral (a rear collision is the other driver's fault);
+- ``offroad``: a corner of the ego box is outside the drivable area (right of a road edge);
+- ``progress``: route arc length gained / logged path length over the horizon (AlpaSim's
+  ``progress_rel_to_total``, unclipped); ``dist_to_gt_trajectory``: largest distance to the logged path;
+- scene score: 0 on an at-fault collision or off-road, else min(clip(progress, 0, 1) / 0.8, 1), and 1
+  when the log itself moves < 5 m; kilometres per incident: total km / total incidents over a suite
+  (`km_per_incident`), with incidents = any collision or off-road (and an at-fault variant);
+- comfort: nuPlan's bounds; the per-step channels here are raw finite differences (cheap, for rewards),
+  while the leaderboard's ``hc`` applies nuPlan's Savitzky-Golay smoothing to the whole trajectory.
+
+Metrics that need a window, a run length, smoothing or the log's future (EPDMS-style sub-scores,
+smoothed comfort, minADE, minimum TTC) are computed from recorded traces in
+`alpagym_env.evaluation.subscores`.
 """
 
 from __future__ import annotations
@@ -73,7 +91,22 @@ COMFORT_VIOLATION = register_channel(
 RAN_RED_LIGHT = register_channel("ran_red_light", "0/1", "crossed a stop line on the route while red")
 ROUTE_COMPLETE = register_channel("route_complete", "0/1", "reached the end of the route")
 DIST_TRAVELED = register_channel("dist_traveled", "m", "distance driven this step")
-LANE_DEVIATION = register_channel("lane_deviation", "m", "absolute lateral offset from the route")
+LANE_DEVIATION = register_channel(
+    "lane_deviation", "m", "absolute lateral offset from the route (the ego's logged path, extended)"
+)
+TTC = register_channel(
+    "ttc",
+    "s",
+    "time to collision: first time on a 0.1 s grid up to 3 s at which the ego box overlaps an agent not "
+    "behind it (bearing <= 150 deg), both held at their current speed and turn rate; 3 when none",
+)
+TTC_VIOLATION = register_channel("ttc_violation", "0/1", "ttc <= 0.9 s while the ego moves (NAVSIM TTC)")
+LANE_OFFSET = register_channel(
+    "lane_offset",
+    "m",
+    "distance to the centre line of the nearest lane containing the ego and pointing within 90 deg of "
+    "its heading; -1 when there is none (e.g. inside an intersection box)",
+)
 NUM_CHANNELS = len(_CHANNELS)
 
 # AlpaSim comfort bounds.
@@ -82,6 +115,11 @@ COMFORT_LAT_ACC, COMFORT_JERK, COMFORT_LON_JERK = 4.89, 8.37, 4.13
 COMFORT_YAW_ACC, COMFORT_YAW_RATE = 1.93, 0.95
 CUT_DISTANCE = 4.0  # m from the logged path after which an episode's aggregate is cut
 STATIC_LOG_DISTANCE = 5.0  # m: a log that moves less than this scores 1 for progress
+PROGRESS_SATURATION = 0.8  # progress at which the scene score saturates
+# Time to collision (NAVSIM checks projections up to 0.9 s; we report the value up to 3 s).
+TTC_HORIZON, TTC_STEP, TTC_BOUND = 3.0, 0.1, 0.9  # s
+TTC_BEHIND_COS = -0.8660254037844386  # cos(150 deg): agents at a larger bearing are behind the ego
+TTC_MIN_SPEED = 0.005  # m/s: a stopped ego has no TTC violation (NAVSIM)
 
 # Episode accumulator layout: `episode (B, C, NUM_CHANNELS, 3)` holds sum, max and last value.
 ACC_SUM, ACC_MAX, ACC_LAST = 0, 1, 2
@@ -100,7 +138,7 @@ def scene_score(at_fault: bool, offroad: bool, progress: float, log_length: floa
         return 0.0
     if log_length < STATIC_LOG_DISTANCE:
         return 1.0
-    return float(min(np.clip(progress, 0.0, 1.0) / 0.8, 1.0))
+    return float(min(np.clip(progress, 0.0, 1.0) / PROGRESS_SATURATION, 1.0))
 
 
 def episode_metrics(acc: np.ndarray, steps: int, cut_step: int, log_length: float) -> dict[str, float]:
@@ -113,9 +151,21 @@ def episode_metrics(acc: np.ndarray, steps: int, cut_step: int, log_length: floa
         log_length: Length of the logged path over the horizon, m.
 
     Returns:
-        Metrics by name: event flags (any over the uncut episode), final `progress`, mean and max of
-        the continuous channels, `dist_traveled_m`, comfort rate, `scene_score`, and `km_per_incident`
-        inputs (`km` driven and `incidents`).
+        Metrics by name, all over the uncut part of the episode:
+
+        - event flags (1 if the event happened at any step): ``collision_*``, ``offroad``, ``wrong_lane``,
+          ``ran_red_light``, ``route_complete``, ``ttc_violation``, ``left_corridor`` (>= 4 m from the
+          logged path: the cut, a hard failure in recent AlpaSim, not in the scene score here);
+        - ``progress``: the last step's route progress (AlpaSim ``progress_rel_to_total``);
+        - ``dist_to_gt_trajectory``: largest distance to the logged path, m (AlpaSim, MAX over time);
+          ``dist_to_gt_location``: largest and ``mean_dist_to_gt`` mean distance to the logged position
+          at the same time, m;
+        - ``dist_traveled_m``, ``mean_speed``, ``max_abs_jerk``, ``mean_lane_deviation``;
+        - ``comfort``: fraction of steps passing all six raw per-step comfort checks;
+        - ``scene_score`` (`scene_score`);
+        - km-per-incident inputs: ``km`` driven, ``incidents`` (any collision or off-road, AlpaSim's
+          ``offroad_or_collision``) and ``incidents_at_fault`` (at-fault collision or off-road); see
+          `km_per_incident`.
     """
     n = max(cut_step, 1)
     mx, sm, last = acc[:, ACC_MAX], acc[:, ACC_SUM], acc[:, ACC_LAST]
@@ -132,8 +182,11 @@ def episode_metrics(acc: np.ndarray, steps: int, cut_step: int, log_length: floa
         "ran_red_light": float(mx[RAN_RED_LIGHT] > 0),
         "route_complete": float(mx[ROUTE_COMPLETE] > 0),
         "progress": float(last[PROGRESS]),
-        "dist_to_gt_trajectory": float(sm[DIST_TO_GT] / n),
-        "max_dist_to_gt": float(mx[DIST_TO_GT]),
+        "dist_to_gt_trajectory": float(mx[LANE_DEVIATION]),
+        "dist_to_gt_location": float(mx[DIST_TO_GT]),
+        "mean_dist_to_gt": float(sm[DIST_TO_GT] / n),
+        "left_corridor": float(mx[LANE_DEVIATION] >= CUT_DISTANCE),
+        "ttc_violation": float(mx[TTC_VIOLATION] > 0),
         "dist_traveled_m": float(sm[DIST_TRAVELED]),
         "mean_speed": float(sm[SPEED] / n),
         "max_abs_jerk": float(mx[JERK]),
@@ -144,9 +197,22 @@ def episode_metrics(acc: np.ndarray, steps: int, cut_step: int, log_length: floa
         "log_length_m": float(log_length),
     }
     out["scene_score"] = scene_score(at_fault, offroad, out["progress"], log_length)
-    out["incidents"] = float(at_fault or offroad)
+    out["incidents"] = float(out["collision_any"] > 0 or offroad)
+    out["incidents_at_fault"] = float(at_fault or offroad)
     out["km"] = out["dist_traveled_m"] / 1000.0
     return out
+
+
+def km_per_incident(km: np.ndarray, incidents: np.ndarray) -> float:
+    """AlpaSim's kilometres per incident over many episodes: total km driven / total incidents.
+
+    A ratio of sums (not a mean of per-episode ratios), so long clean episodes count for their length.
+    Returns inf when there was no incident (and nan when nothing was driven either).
+    """
+    total_km, total = float(np.sum(km)), float(np.sum(incidents))
+    if total == 0.0:
+        return float("inf") if total_km > 0.0 else float("nan")
+    return total_km / total
 
 
 EPISODE_METRICS = tuple(episode_metrics(np.zeros((NUM_CHANNELS, 3)), 0, 0, 0.0))

@@ -31,6 +31,23 @@ def read_sidecar(path: str | Path) -> dict:
     return meta
 
 
+def _load_for_eval(spec: str, config) -> NumpyPolicy:
+    """Evaluation loader: the checkpoint's deterministic policy, checked against the env config."""
+    policy = NumpyPolicy.load(spec)
+    action_type = policy.meta.get("action_type", "control")
+    if action_type != config.action_type:
+        raise ValueError(f"{spec}: a {action_type!r} policy cannot drive a {config.action_type!r} env")
+    return policy
+
+
+def register_loader() -> None:
+    """Entry point (``alpagym.policy_loaders``): lets ``alpagym_env.evaluate`` load ``.safetensors``."""
+    from alpagym_env.evaluation.policy_spec import _LOADERS, register_policy_loader
+
+    if not any(m == ".safetensors" for m, _ in _LOADERS):
+        register_policy_loader(".safetensors", _load_for_eval)
+
+
 class NumpyPolicy:
     """The deterministic action of a `GaussianPolicy` checkpoint, in float32 numpy.
 
@@ -41,6 +58,7 @@ class NumpyPolicy:
 
     def __init__(self, weights: dict[str, np.ndarray], meta: dict) -> None:
         self.meta = meta
+        self.action_type = meta.get("action_type", "control")
         hidden = meta["policy"]["hidden"]
         # nn.Sequential(Linear, Tanh, Linear, Tanh, ...): Linear layers sit at even indices.
         self.layers = [

@@ -4,7 +4,10 @@ One process, one table. For num_envs in {1, 16, 64, 256}: the native vector env 
 Gymnasium API (`gym.make_vec`), the raw engine (`BatchedSim.step`), and Gymnasium's `SyncVectorEnv`
 of single envs; then the single env's `env.step` and highway-env's `highway-fast-v0`. Every scene
 has 32 agents. Ratios: the vector API against the raw engine and against `SyncVectorEnv` of the same
-size, and each row against `highway-fast-v0`. `--profile` adds where the time of one vector step goes.
+size, and each row against `highway-fast-v0`. The raw engine also replays every scene's expert actions
+(`expert_dataset`) as trajectory actions (8 poses at 0.5 s, tracked by the LQ controller) and as control
+actions, so both drive the same paths: the note gives the controller's cost per agent-step from their
+difference, and its kernel's alone (`track_batch`). `--profile` adds where one vector step's time goes.
 
 Usage: python benchmarks/env_step.py [--seconds 2] [--agents replay|idm] [--sizes 1 16 64 256] [--profile]
 """
@@ -24,6 +27,8 @@ import alpagym_env  # noqa: F401
 from alpagym_env.config import EnvConfig
 from alpagym_env.envs.batched_sim import BatchedSim
 from alpagym_env.scenarios import FAMILIES, generate
+from alpagym_env.sim import controller, engine
+from alpagym_env.sim.trajectory import encode_poses
 
 AGENTS = 32
 
@@ -57,7 +62,12 @@ def actions_for(space, seed: int = 0):
     return [np.clip(rng.normal(0.2, 0.3, space.shape), -1, 1).astype(np.float32) for _ in range(256)]
 
 
+NO_TERMINATION = {"at_fault_collision": False, "offroad": False, "route_complete": False}
+
+
 def vector_api(scenes, n: int, kind: str, agents: str, seconds: float) -> float:
+    """Vector env rate with the raw engine row's workload: the same constant action, and episodes that
+    all run the 200-step horizon (no early termination), so the difference is the API's own cost."""
     mode = None if kind == "native" else "sync"
     env = gym.make_vec(
         "AlpaDrive-v0",
@@ -66,37 +76,69 @@ def vector_api(scenes, n: int, kind: str, agents: str, seconds: float) -> float:
         scenarios=scenes,
         agents=agents,
         max_agents=AGENTS,
+        termination=NO_TERMINATION,
     )
     env.reset(seed=0)
     sims = [env.sim] if kind == "native" else [e.unwrapped.sim for e in env.envs]
     for sim in sims:  # compile every scene once, as a long run would have
         for i in range(len(scenes)):
             sim.compile(i)
-    acts, k = actions_for(env.action_space), [0]
+    acts = np.zeros(env.action_space.shape, np.float32)
+    acts[:, 0] = 0.2
 
-    def step():
-        k[0] += 1
-        env.step(acts[k[0] % 256])
-
-    out = rate(step, seconds, n)
+    out = rate(lambda: env.step(acts), seconds, n)
     env.close()
     return out
 
 
-def raw_engine(scenes, n: int, agents: str, seconds: float) -> float:
-    sim = BatchedSim(EnvConfig.from_kwargs(agents=agents, max_agents=AGENTS), n, scenes, len(scenes))
+def expert_actions(scenes, action_type: str, agents: str) -> np.ndarray:
+    """(S, 200, A) each scene's expert actions (`alpagym_env.expert_dataset`: the ego drives its log),
+    zeros after an episode's end."""
+    data = alpagym_env.expert_dataset(scenes, action_type, agents=agents, max_agents=AGENTS)
+    out = np.zeros((len(scenes), 200, data.actions.shape[1]))
+    out[data.episode, data.step] = data.actions
+    return out
+
+
+def raw_engine(scenes, n: int, agents: str, seconds: float, expert: np.ndarray | None = None) -> float:
+    """`BatchedSim.step` rate with a constant control action, or replaying `expert` actions (S, 200, A)
+    (then with the matching action type, so every scene drives the same path whatever the type)."""
+    action_type = "control" if expert is None or expert.shape[-1] == 2 else "trajectory"
+    config = EnvConfig.from_kwargs(
+        agents=agents, max_agents=AGENTS, action_type=action_type, termination=NO_TERMINATION
+    )
+    sim = BatchedSim(config, n, scenes, len(scenes))
     ids = np.arange(n) % len(scenes)
     sim.reset(range(n), ids)
-    acts, k = np.zeros((n, 1, 2)), [0]
+    acts, k = np.zeros((200, n, 1, sim.action_dim)), [0]
     acts[..., 0] = 0.2
+    if expert is not None:
+        acts[:, :, 0] = expert[ids].transpose(1, 0, 2)
 
     def step():
-        k[0] += 1
-        if k[0] % 200 == 0:
+        if k[0] == 200:
             sim.reset(range(n), ids)
-        sim.step(acts)
+            k[0] = 0
+        sim.step(acts[k[0]])
+        k[0] += 1
 
     return rate(step, seconds, n)
+
+
+def controller_alone(n: int, seconds: float) -> float:
+    """Agent-steps per second of the trajectory controller's batched kernel (`track_batch`), B = n."""
+    config = EnvConfig.from_kwargs(action_type="trajectory")
+    cp = controller.controller_params(config.trajectory, config.controller)
+    shape = controller.work_shape(8, config.trajectory.steps(), int(cp[controller.C_PREVIEW]))
+    x = 10.0 * config.trajectory.spacing * np.arange(1, 9)
+    acts = np.zeros((n, 1, config.trajectory.action_dim))
+    acts[:] = encode_poses(np.stack([x, 0 * x, 0 * x], axis=1), config.trajectory)  # straight, 10 m/s
+    agent = np.zeros((n, 1, 8))
+    agent[..., 3] = np.linspace(5.0, 25.0, n)[:, None]
+    work, cmds, flags = np.zeros((n, 1, *shape)), np.zeros((n, 1, 2)), np.zeros((n, 1), dtype=np.int64)
+    dyn = config.dynamics.to_array()
+    kernel = controller.track_batch if n >= engine.PARALLEL_MIN_SCENES else controller.track_batch_serial
+    return rate(lambda: kernel(acts, agent, dyn, cp, 0.1, work, cmds, flags), seconds, n)
 
 
 def single_env(scenes, agents: str, seconds: float) -> float:
@@ -171,6 +213,7 @@ def main() -> None:
     args = parser.parse_args()
     scenes = scenes_with_agents(64, AGENTS)
     hw = highway(args.seconds)
+    experts = {t: expert_actions(scenes, t, args.agents) for t in ("control", "trajectory")}
     rows = []
     for n in args.sizes:
         native = vector_api(scenes, n, "native", args.agents, args.seconds)
@@ -184,6 +227,14 @@ def main() -> None:
             )
         )
         rows.append((f"raw engine BatchedSim.step, B={n}", raw, ""))
+        control = raw_engine(scenes, n, args.agents, args.seconds, experts["control"])
+        traj = raw_engine(scenes, n, args.agents, args.seconds, experts["trajectory"])
+        alone = controller_alone(n, min(args.seconds, 1.0))
+        cost = (
+            f"controller +{(1 / traj - 1 / control) * 1e6:.1f} us per agent-step over expert control "
+            f"actions ({control:,.0f}/s); its kernel alone {1e6 / alone:.1f} us"
+        )
+        rows.append((f"raw engine, expert trajectory actions, B={n}", traj, cost))
         rows.append((f"SyncVectorEnv of single envs, num_envs={n}", sync, ""))
     rows.append(("gym.make single env.step", single_env(scenes, args.agents, args.seconds), ""))
     if hw is not None:

@@ -28,7 +28,7 @@ import numpy as np
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
 from alpagym_env.scenarios.schema import Scenario
-from alpagym_env.sim import engine
+from alpagym_env.sim import controller, engine
 from alpagym_env.sim.dynamics import NUM_STATE
 from alpagym_env.sim.measure import NUM_TRACK, TR_CUT_STEPS
 from alpagym_env.sim.observation import obs_params, obs_size
@@ -155,6 +155,20 @@ class BatchedSim:
         self._step_kernel = engine.step_batch if parallel else engine.step_batch_serial
         self._reset_kernel = engine.reset_batch if parallel else engine.reset_batch_serial
         self.obs, self.metrics, self.reward_terms, self.reward, self.terminated, self.truncated, _ = self.out
+        self._init_controller(config, b, c)
+
+    def _init_controller(self, config: EnvConfig, b: int, c: int) -> None:
+        """Action layout and the trajectory controller's buffers: `action_dim` (A of the (B, C, A) actions
+        `step` takes) and `ctrl_flags` (B, C), the controller's FLAG_* bits of the last step."""
+        traj = config.trajectory
+        kind = engine.ACTION_TRAJECTORY if config.action_type == "trajectory" else engine.ACTION_CONTROL
+        self.action_dim = traj.action_dim if kind == engine.ACTION_TRAJECTORY else 2
+        cp = controller.controller_params(traj, config.controller, self.dt)
+        rows = controller.work_shape(traj.num_poses, traj.steps(self.dt), int(cp[controller.C_PREVIEW]))
+        shape = (b, c, *rows) if kind == engine.ACTION_TRAJECTORY else (b, c, 1, controller.WORK_COLS)
+        work = np.zeros(shape)
+        self.ctrl_flags = np.zeros((b, c), dtype=np.int64)
+        self.ctrl = (kind, cp, work, self.ctrl_flags)
 
     # ------------------------------------------------------------------------------------- scenes
 
@@ -243,13 +257,16 @@ class BatchedSim:
             self.load(int(b), int(sid), None if ctrl is None else tuple(int(i) for i in ctrl))
             mask[b] = True
         self.expert[mask] = False
+        self.ctrl_flags[mask] = 0
         scene, routes, state = self._tuples()
         self._reset_kernel(mask, self.num_controlled, scene, routes, state, self.params, self.out)
 
     def step(self, actions: np.ndarray) -> None:
         """Advances the active scenes by one step; results are in `obs`, `reward`, `metrics`, ..."""
         scene, routes, state = self._tuples()
-        self._step_kernel(actions, self.active, self.expert, scene, routes, state, self.params, self.out)
+        self._step_kernel(
+            actions, self.active, self.expert, scene, routes, state, self.params, self.out, self.ctrl
+        )
 
     # --------------------------------------------------------------------------------- snapshots
 

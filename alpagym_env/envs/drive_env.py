@@ -15,6 +15,7 @@ from alpagym_env.envs.batched_sim import BatchedSim
 from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import Scenario
+from alpagym_env.sim.controller import trajectory_info
 from alpagym_env.sim.observation import OBS_BOUND, obs_layout
 
 
@@ -48,8 +49,10 @@ def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> 
 
 
 def action_space(config: EnvConfig) -> spaces.Box:
-    """The single-env action space of `config.action_type`."""
-    return spaces.Box(-1.0, 1.0, (2,), np.float32)
+    """The single-env action space of `config.action_type`: (2,) for control, (H * 3,) or (H * 2,) for
+    trajectory actions (`TrajectoryConfig.action_dim`)."""
+    dim = config.trajectory.action_dim if config.action_type == "trajectory" else 2
+    return spaces.Box(-1.0, 1.0, (dim,), np.float32)
 
 
 def split_obs(config: EnvConfig, flat: np.ndarray) -> dict[str, np.ndarray]:
@@ -80,8 +83,12 @@ class AlpaDriveEnv(gym.Env):
     ``action_type="control"``: ``Box(-1, 1, (2,), float32)``: ``[acceleration, steering]``.
     Acceleration +1 is `DynamicsConfig.max_acc` (3 m/s^2) and -1 is `max_brake` (6 m/s^2 of braking);
     steering +-1 is `max_steer` (0.5 rad of front-wheel angle, positive turns left). Commands pass
-    through first-order actuator lags (0.1 s) into a dynamic bicycle. Out-of-range values are clipped;
-    NaN, inf or a wrong shape raise `ValueError`.
+    through first-order actuator lags (0.1 s) into a dynamic bicycle.
+    ``action_type="trajectory"``: ``Box(-1, 1, (H * 3,), float32)``: H future ego-frame poses (default 8
+    at 0.5 s, `TrajectoryConfig`) as ``[x / 160 m, y / 40 m, heading / pi]`` each, tracked every step
+    by a time-varying LQ controller on the same vehicle (`alpagym_env.sim.controller`);
+    ``info["trajectory_infeasible"]`` flags plans beyond the vehicle's limits. Out-of-range values are
+    clipped; NaN, inf or a wrong shape raise `ValueError`.
 
     ## Observation Space
     ``obs_type="flat"`` (default): a float32 vector in the ego frame whose layout is documented in
@@ -110,7 +117,8 @@ class AlpaDriveEnv(gym.Env):
     ## Arguments
     ``suite`` (``"train"``), ``scenarios`` (a list of `Scenario` instead of a suite), ``horizon``,
     ``action_type``, ``obs_type``, ``reward``, ``agents`` (``"replay"`` or ``"idm"`` or a dict of
-    `AgentsConfig`), ``dynamics``, ``obs``, ``termination``, ``max_agents``, ``render_mode``
+    `AgentsConfig`), ``dynamics``, ``obs``, ``termination``, ``trajectory``, ``controller``,
+    ``max_agents``, ``render_mode``
     (``"rgb_array"``), ``render_config``. Unknown arguments raise.
 
     ## Version History
@@ -140,7 +148,7 @@ class AlpaDriveEnv(gym.Env):
         self.action_space = action_space(self.config)
         self.observation_space = observation_space(self.config, self.sim.obs_dim)
         self._term_keys = tuple(t.key for t in self.reward_spec.metric_terms)
-        self._actions = np.zeros((1, 1, 2))
+        self._actions = np.zeros((1, 1, self.sim.action_dim))
         self._ep_return = 0.0
         self._view: SceneView | None = None
         self._render_config = render_config
@@ -173,7 +181,7 @@ class AlpaDriveEnv(gym.Env):
     def step(self, action):
         if self.sim.scenario_index[0] < 0:
             raise RuntimeError("call reset() before step()")
-        self._actions[0, 0] = check_actions(action, (2,))
+        self._actions[0, 0] = check_actions(action, (self.sim.action_dim,))
         self.sim.step(self._actions)
         sim = self.sim
         terminated = bool(sim.terminated[0, 0])
@@ -202,6 +210,8 @@ class AlpaDriveEnv(gym.Env):
             "t": int(self.sim.state["t"][0]),
             "scenario_id": self.sim.compiled[0].scenario.scenario_id,
         }
+        if self.config.action_type == "trajectory":
+            info.update(trajectory_info(self.sim.ctrl_flags[0, 0]))
         if done:
             ep = self.sim.episode_metrics(0)
             ep["l"] = info["t"]

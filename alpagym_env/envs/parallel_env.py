@@ -29,6 +29,7 @@ from alpagym_env.envs.drive_env import (
 from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import AGENT_VEHICLE, Scenario
+from alpagym_env.sim.controller import trajectory_info
 
 MIN_MOVE = 5.0  # m: vehicles whose log moves less are only controlled when no moving one is left
 
@@ -92,7 +93,7 @@ class BatchedMultiAgent:
         scenes = self.source.scenarios
         self.sim = BatchedSim(self.config, num_scenes, scenes, len(scenes), int(num_controlled), index, scale)
         self.num_scenes, self.num_controlled = num_scenes, int(num_controlled)
-        self._actions = np.zeros((num_scenes, self.num_controlled, 2))
+        self._actions = np.zeros((num_scenes, self.num_controlled, self.sim.action_dim))
 
     def reset(self, indices: Sequence[int], picks: Sequence[int]) -> np.ndarray:
         """Resets scenes `indices` to eligible scenes `picks` (indices into `source.eligible`)."""
@@ -101,8 +102,8 @@ class BatchedMultiAgent:
         return self.sim.obs.copy()
 
     def step(self, actions: np.ndarray):
-        """(B, C, 2) actions -> obs (B, C, D), rewards (B, C), terminated (B, C), truncated (B,)."""
-        self._actions[:] = check_actions(actions, (self.num_scenes, self.num_controlled, 2))
+        """(B, C, A) actions -> obs (B, C, D), rewards (B, C), terminated (B, C), truncated (B,)."""
+        self._actions[:] = check_actions(actions, self._actions.shape)
         self.sim.step(self._actions)
         return (
             self.sim.obs.copy(),
@@ -177,6 +178,8 @@ class AlpaDriveParallelEnv(ParallelEnv):
             "reward_terms": {k: float(terms[i]) for i, k in enumerate(self._term_keys)},
             "t": int(self.sim.state["t"][0]),
         }
+        if self.config.action_type == "trajectory":
+            info.update(trajectory_info(self.sim.ctrl_flags[0, c]))
         if done:
             info["episode"] = self.sim.episode_metrics(0, c)
         return info
@@ -203,10 +206,10 @@ class AlpaDriveParallelEnv(ParallelEnv):
                 f"actions must cover exactly the live agents; missing {sorted(missing)}, "
                 f"dead or unknown {sorted(extra)}"
             )
-        batch = np.zeros((1, self.batch.num_controlled, 2))
+        batch = np.zeros((1, self.batch.num_controlled, self.sim.action_dim))
         for a, act in actions.items():
             try:
-                batch[0, self._slot[a]] = check_actions(act, (2,))
+                batch[0, self._slot[a]] = check_actions(act, (self.sim.action_dim,))
             except ValueError as e:
                 raise ValueError(f"{a}: {e}") from None
         self.batch.step(batch)

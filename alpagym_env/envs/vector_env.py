@@ -27,6 +27,7 @@ from alpagym_env.envs.drive_env import (
 from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import Scenario
+from alpagym_env.sim.controller import trajectory_info
 
 RESET_OPTIONS = ("reset_mask", "scenario_ids", "states")
 
@@ -85,7 +86,7 @@ class AlpaDriveVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(self.num_envs, dtype=np.bool_)
         self._ep_return = np.zeros(self.num_envs)
         self._scenario_names = np.full(self.num_envs, None, dtype=object)
-        self._actions = np.zeros((self.num_envs, 1, 2))
+        self._actions = np.zeros((self.num_envs, 1, self.sim.action_dim))
         self._render_config = render_config
         self._views: list[SceneView | None] = [None] * self.num_envs
 
@@ -211,6 +212,9 @@ class AlpaDriveVectorEnv(VectorEnv):
         }
         for k in self._term_keys:
             infos["reward_terms"][f"_{k}"] = stepped.copy()
+        if self.config.action_type == "trajectory":
+            for b in np.flatnonzero(stepped):
+                infos = self._add_info(infos, trajectory_info(self.sim.ctrl_flags[b, 0]), b)
         return infos
 
     def _env_info(self, b: int, done: bool) -> dict[str, Any]:
@@ -221,6 +225,8 @@ class AlpaDriveVectorEnv(VectorEnv):
             "t": int(self.sim.state["t"][b]),
             "scenario_id": self._scenario_names[b],
         }
+        if self.config.action_type == "trajectory":
+            info.update(trajectory_info(self.sim.ctrl_flags[b, 0]))
         if done:
             ep = self.sim.episode_metrics(b)
             ep["l"] = info["t"]

@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from alpagym_env import metrics as M
 from alpagym_env.sim.agents import idm_step, replay_step, set_from_log
+from alpagym_env.sim.controller import track as track_trajectory
 from alpagym_env.sim.dynamics import ACC, P_MAX_ACC, P_MAX_BRAKE, P_MAX_STEER, STEER, dynamic_step
 from alpagym_env.sim.geometry import wrap_angle
 from alpagym_env.sim.measure import (
@@ -36,17 +37,29 @@ from alpagym_env.sim.measure import (
     measure,
 )
 from alpagym_env.sim.observation import write_obs
+from alpagym_env.sim.scene import R_S
 
 MODE_REPLAY, MODE_IDM = 0, 1
+# Action types (`EnvConfig.action_type`), the first entry of `step_batch`'s `ctrl` tuple.
+ACTION_CONTROL, ACTION_TRAJECTORY = 0, 1
 # Termination switches, indices into the `term` vector.
 T_AT_FAULT, T_ANY_COLLISION, T_OFFROAD, T_ROUTE_COMPLETE = range(4)
 
 
 @njit(cache=True)
-def apply_action(agent, c, action, p, dt):
-    """Scales a normalised action in [-1, 1]^2 to (accel, steer) and steps slot `c`'s dynamics."""
+def apply_action(agent, c, action, p, kind, ctrl_p, dt, work):
+    """Steps slot `c`'s dynamics with one normalised action; returns the controller's flags (0 for control).
+
+    ``ACTION_CONTROL``: [acceleration, steering] in [-1, 1]^2 scaled to the limits. ``ACTION_TRAJECTORY``:
+    future ego-frame poses that `alpagym_env.sim.controller.track` turns into commands (`work` its scratch).
+    """
+    if kind == ACTION_TRAJECTORY:
+        a, steer, flags = track_trajectory(agent[c], action, p, ctrl_p, dt, work)
+        dynamic_step(agent[c], a, steer, p, dt)
+        return flags
     a = action[0] * (p[P_MAX_ACC] if action[0] >= 0.0 else p[P_MAX_BRAKE])
     dynamic_step(agent[c], a, action[1] * p[P_MAX_STEER], p, dt)
+    return 0
 
 
 @njit(cache=True)
@@ -62,11 +75,12 @@ def _aggregate(episode, m, track):
         track[TR_CUT] = 1.0
 
 
-def step_batch(actions, active, expert, scene, routes, state, params, out):
+def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl):
     """Advances every active scene by one step.
 
     Args:
-        actions: (B, C, 2) float64 normalised [acceleration, steering] in [-1, 1].
+        actions: (B, C, A) float64 normalised actions in [-1, 1]: A = 2 [acceleration, steering] for
+            control, `TrajectoryConfig.action_dim` poses for trajectory actions.
         active: (B,) bool, scenes to step.
         expert: (B, C) bool, controlled slots that follow their log instead of the action.
         scene: Tuple of the scenes' static arrays: log (B, N, T, 5), log_valid (B, N, T),
@@ -83,12 +97,16 @@ def step_batch(actions, active, expert, scene, routes, state, params, out):
         out: Tuple of outputs: obs (B, C, D) float32, metrics (B, C, NUM_CHANNELS),
             reward_terms (B, C, Kr), reward (B, C), terminated (B, C) bool, truncated (B,) bool,
             scratch (B, N).
+        ctrl: Tuple: action type (ACTION_CONTROL or ACTION_TRAJECTORY), controller parameters
+            (NUM_CTRL_PARAMS,), controller scratch (B, C, rows, WORK_COLS), flags (B, C) int64 written
+            with the controller's FLAG_* bits.
     """
     log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
     route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes
     agent, valid, path_s, t, track, episode = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
     obs, metrics, r_terms, reward, terminated, truncated, scratch = out
+    kind, ctrl_p, ctrl_work, ctrl_flags = ctrl
     num_c = actions.shape[1]
     t_max = log.shape[2] - 1
     for b in prange(actions.shape[0]):
@@ -97,12 +115,15 @@ def step_batch(actions, active, expert, scene, routes, state, params, out):
         n = n_agents[b]
         t1 = min(t[b] + 1, t_max)
         for c in range(num_c):
+            ctrl_flags[b, c] = 0
             if track[b, c, TR_DONE] > 0.0:
                 valid[b, c] = False  # a controlled agent that finished leaves the scene
             elif expert[b, c]:
                 set_from_log(agent[b], log[b], t1, c, dt)
             else:
-                apply_action(agent[b], c, actions[b, c], dyn_p, dt)
+                ctrl_flags[b, c] = apply_action(
+                    agent[b], c, actions[b, c], dyn_p, kind, ctrl_p, dt, ctrl_work[b, c]
+                )
         if mode[b] == MODE_IDM:
             idm_step(
                 agent[b],
@@ -133,7 +154,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out):
             nr = n_route[b, c]
             s, lat, route_h = locate(agent[b, c, 0], agent[b, c, 1], route[b, c], nr, tr)
             m = metrics[b, c]
-            measure(agent[b], valid[b], size[b], n, c, s, lat, route_h, nr, redges[b, c], ebins[b, c],
+            route_end = route[b, c, nr - 1, R_S]
+            measure(agent[b], valid[b], size[b], n, c, s, lat, route_h, route_end, redges[b, c], ebins[b, c],
                     rlanes[b, c], lbins[b, c], n_bins[b, c], edges[b], n_edges[b], stops[b, c],
                     n_stops[b, c], light_now, log[b, c], log_valid[b, c], t1, dt, gt[b, c, 0],
                     gt[b, c, 1], tr, m)  # fmt: skip

@@ -7,18 +7,15 @@ from numba import njit
 
 from alpagym_env import metrics as M
 from alpagym_env.scenarios.schema import LIGHT_RED
-from alpagym_env.sim.dynamics import VX, VY, YAW, X, Y
+from alpagym_env.sim.dynamics import VX, VY, YAW, YAW_RATE, X, Y
 from alpagym_env.sim.geometry import (
-    COLLISION_FRONT,
-    COLLISION_LATERAL,
     box_offroad_distance,
     boxes_overlap,
-    collision_kind,
     point_segment_distance,
     project_to_polyline,
     wrap_angle,
 )
-from alpagym_env.sim.scene import BIN_LENGTH, R_S, ROUTE_SPACING
+from alpagym_env.sim.scene import BIN_LENGTH, R_S
 
 # Columns of the per-controlled-agent tracking memory `track (B, C, NUM_TRACK)`.
 TR_S, TR_HINT, TR_PX, TR_PY, TR_WVX, TR_WVY, TR_AX, TR_AY = range(8)
@@ -47,21 +44,122 @@ def _bin_range(s, nbins):
 
 
 @njit(cache=True)
-def _wrong_way(x, y, yaw, lanes, lo, hi):
-    inside, aligned = False, False
+def _lane_check(x, y, yaw, lanes, lo, hi):
+    """Lanes containing (x, y): (wrong way, offset from the nearest aligned lane centre or -1 if none).
+
+    Wrong way: inside some lane but inside no lane pointing within 90 deg of `yaw`. The offset is the
+    distance to the centre line of the nearest lane that contains the point and points within 90 deg.
+    """
+    inside, offset = False, -1.0
     for k in range(lo, hi):
         d, _, _ = point_segment_distance(x, y, lanes[k, 0], lanes[k, 1], lanes[k, 2], lanes[k, 3])
         if d <= lanes[k, 4]:
             inside = True
             h = np.arctan2(lanes[k, 3] - lanes[k, 1], lanes[k, 2] - lanes[k, 0])
-            if abs(wrap_angle(yaw - h)) < 0.5 * np.pi:
-                aligned = True
-                break
-    return inside and not aligned
+            if abs(wrap_angle(yaw - h)) < 0.5 * np.pi and (offset < 0.0 or d < offset):
+                offset = d
+    return inside and offset < 0.0, offset
 
 
 @njit(cache=True)
-def measure(agent, valid, size, n, c, s, lat, route_h, nr, edges_near, ebins, lanes_near, lbins, nbins,
+def _clip(p, q, t0, t1):
+    """One Liang-Barsky slab: the segment's parameter interval [t0, t1] clipped by p t <= q."""
+    if p == 0.0:
+        return (t0, t1) if q >= 0.0 else (1.0, 0.0)
+    r = q / p
+    return (max(t0, r), t1) if p < 0.0 else (t0, min(t1, r))
+
+
+@njit(cache=True)
+def segment_hits_box(ax, ay, bx, by, x, y, yaw, length, width):
+    """True when segment a-b touches the oriented box (centre x, y, heading yaw, length, width), metres."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    u0, v0 = (ax - x) * c + (ay - y) * s, -(ax - x) * s + (ay - y) * c
+    du, dv = (bx - ax) * c + (by - ay) * s, -(bx - ax) * s + (by - ay) * c
+    hl, hw = 0.5 * length, 0.5 * width
+    t0, t1 = _clip(-du, u0 + hl, 0.0, 1.0)
+    t0, t1 = _clip(du, hl - u0, t0, t1)
+    t0, t1 = _clip(-dv, v0 + hw, t0, t1)
+    t0, t1 = _clip(dv, hw - v0, t0, t1)
+    return t0 <= t1
+
+
+@njit(cache=True)
+def collision_side(x, y, yaw, ln, wd, ox, oy, oyaw, oln, owd):
+    """AlpaSim's classification of an overlap from the ego's side: 1 front, 2 rear, 3 lateral.
+
+    Front when the other box touches the ego's front bumper (its front face), else rear when it touches
+    the rear bumper, else lateral. Call only for overlapping boxes.
+    """
+    c, s = np.cos(yaw), np.sin(yaw)
+    hl, hw = 0.5 * ln, 0.5 * wd
+    for side in range(2):
+        u = hl if side == 0 else -hl
+        ax, ay = x + u * c - hw * s, y + u * s + hw * c
+        bx, by = x + u * c + hw * s, y + u * s - hw * c
+        if segment_hits_box(ax, ay, bx, by, ox, oy, oyaw, oln, owd):
+            return 1 + side
+    return 3
+
+
+@njit(cache=True)
+def _ctrv(x, y, yaw, wvx, wvy, w, t):
+    """Pose after `t` seconds at constant world velocity magnitude and constant turn rate `w` (rad/s)."""
+    a = w * t
+    if abs(a) < 1e-6:
+        return x + wvx * t, y + wvy * t, yaw
+    sa, ca = np.sin(a) / w, (1.0 - np.cos(a)) / w
+    return x + wvx * sa - wvy * ca, y + wvy * sa + wvx * ca, yaw + a
+
+
+@njit(cache=True)
+def time_to_collision(agent, valid, size, n, c):
+    """Earliest time (s, on a TTC_STEP grid up to TTC_HORIZON) at which slot `c` overlaps another agent.
+
+    Every box moves at its current speed and turn rate (a constant-turn-rate-and-velocity projection,
+    so vehicles following a curve or turning stay on their arcs). Agents behind the ego (the bearing
+    from its heading > 150 deg) are ignored: closing in from behind is not the ego's fault. Returns 0
+    for a current overlap and TTC_HORIZON when no overlap is found.
+    """
+    x, y, yaw = agent[c, X], agent[c, Y], agent[c, YAW]
+    ln, wd = size[c, 0], size[c, 1]
+    ch, sh = np.cos(yaw), np.sin(yaw)
+    vcx, vcy = agent[c, VX] * ch - agent[c, VY] * sh, agent[c, VX] * sh + agent[c, VY] * ch
+    wc = agent[c, YAW_RATE]
+    rc = 0.5 * np.hypot(ln, wd)
+    best = M.TTC_HORIZON
+    steps = int(M.TTC_HORIZON / M.TTC_STEP + 0.5)
+    for j in range(n):
+        if j == c or not valid[j]:
+            continue
+        dx, dy = agent[j, X] - x, agent[j, Y] - y
+        if dx * ch + dy * sh < M.TTC_BEHIND_COS * np.hypot(dx, dy):
+            continue
+        cj, sj = np.cos(agent[j, YAW]), np.sin(agent[j, YAW])
+        vjx, vjy = agent[j, VX] * cj - agent[j, VY] * sj, agent[j, VX] * sj + agent[j, VY] * cj
+        wj = agent[j, YAW_RATE]
+        dvx, dvy = vjx - vcx, vjy - vcy
+        # Broad phase: closest approach of the straight-line motions within [0, best], widened by how far
+        # an arc can bend away from its tangent by then (v w t^2 / 2 for each box).
+        v2 = dvx * dvx + dvy * dvy
+        tc = 0.0 if v2 == 0.0 else min(max(-(dx * dvx + dy * dvy) / v2, 0.0), best)
+        bend = 0.5 * best * best * (np.hypot(vcx, vcy) * abs(wc) + np.hypot(vjx, vjy) * abs(wj))
+        if np.hypot(dx + dvx * tc, dy + dvy * tc) > rc + 0.5 * np.hypot(size[j, 0], size[j, 1]) + bend:
+            continue
+        for k in range(steps + 1):
+            tk = k * M.TTC_STEP
+            if tk >= best:
+                break
+            ex, ey, eyaw = _ctrv(x, y, yaw, vcx, vcy, wc, tk)
+            ox, oy, oyaw = _ctrv(agent[j, X], agent[j, Y], agent[j, YAW], vjx, vjy, wj, tk)
+            if boxes_overlap(ex, ey, eyaw, ln, wd, ox, oy, oyaw, size[j, 0], size[j, 1]):
+                best = tk
+                break
+    return best
+
+
+@njit(cache=True)
+def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, ebins, lanes_near, lbins, nbins,
             edges_all, n_edges, stops, ns, light_now, log_c, log_valid_c, t, dt, s_start, log_length,
             track, out):  # fmt: skip
     """Writes controlled slot `c`'s metric channels for the step that just ended into `out`.
@@ -71,7 +169,7 @@ def measure(agent, valid, size, n, c, s, lat, route_h, nr, edges_near, ebins, la
         n: Slots in use.
         c: The measured slot.
         s, lat, route_h: Its route arc length (m), lateral offset (m) and route heading (rad) (`locate`).
-        nr: Route points in use.
+        route_end: Arc length of the route's last point, m.
         edges_near, ebins: Road-edge segments near the route and their (NB + 1,) bin offsets.
         lanes_near, lbins: Lane segments near the route and their bin offsets.
         nbins: Route bins.
@@ -99,15 +197,15 @@ def measure(agent, valid, size, n, c, s, lat, route_h, nr, edges_near, ebins, la
         if j == c or not valid[j]:
             continue
         if boxes_overlap(x, y, yaw, ln, wd, agent[j, X], agent[j, Y], agent[j, YAW], size[j, 0], size[j, 1]):
-            kind = collision_kind(
+            kind = collision_side(
                 x, y, yaw, ln, wd, agent[j, X], agent[j, Y], agent[j, YAW], size[j, 0], size[j, 1]
             )
-            if kind == COLLISION_FRONT:
+            if kind == 1:
                 front = 1.0
-            elif kind == COLLISION_LATERAL:
-                lateral = 1.0
-            else:
+            elif kind == 2:
                 rear = 1.0
+            else:
+                lateral = 1.0
     out[M.COLLISION_FRONT], out[M.COLLISION_REAR], out[M.COLLISION_LATERAL] = front, rear, lateral
     out[M.COLLISION_ANY] = max(front, max(rear, lateral))
     out[M.COLLISION_AT_FAULT] = max(front, lateral)
@@ -122,9 +220,12 @@ def measure(agent, valid, size, n, c, s, lat, route_h, nr, edges_near, ebins, la
     out[M.OFFROAD] = 1.0 if off > 0.0 else 0.0
     speed = np.hypot(agent[c, VX], agent[c, VY])
     out[M.SPEED] = speed
-    out[M.WRONG_WAY] = (
-        1.0 if speed > 0.5 and _wrong_way(x, y, yaw, lanes_near, lbins[b0], lbins[b1 + 1]) else 0.0
-    )
+    wrong, offset = _lane_check(x, y, yaw, lanes_near, lbins[b0], lbins[b1 + 1])
+    out[M.WRONG_WAY] = 1.0 if speed > 0.5 and wrong else 0.0
+    out[M.LANE_OFFSET] = offset
+    ttc = time_to_collision(agent, valid, size, n, c)
+    out[M.TTC] = ttc
+    out[M.TTC_VIOLATION] = 1.0 if ttc <= M.TTC_BOUND + 1e-9 and speed > M.TTC_MIN_SPEED else 0.0
     tl = min(t, log_valid_c.shape[0] - 1)
     out[M.DIST_TO_GT] = np.hypot(x - log_c[tl, 0], y - log_c[tl, 1]) if log_valid_c[tl] else 0.0
     # Kinematics from finite differences of the world-frame velocity and heading.
@@ -154,7 +255,7 @@ def measure(agent, valid, size, n, c, s, lat, route_h, nr, edges_near, ebins, la
         if track[TR_S] < stops[q, 0] <= s and light_now[int(stops[q, 1])] == LIGHT_RED:
             red = 1.0
     out[M.RAN_RED_LIGHT] = red
-    out[M.ROUTE_COMPLETE] = 1.0 if s >= (nr - 1) * ROUTE_SPACING - 1.0 else 0.0
+    out[M.ROUTE_COMPLETE] = 1.0 if s >= route_end - 1.0 else 0.0
     track[TR_S], track[TR_PX], track[TR_PY] = s, x, y
     track[TR_WVX], track[TR_WVY], track[TR_AX], track[TR_AY] = wvx, wvy, ax, ay
     track[TR_LON_ACC], track[TR_YAW], track[TR_YAW_RATE] = lon_acc, yaw, yaw_rate

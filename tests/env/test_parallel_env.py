@@ -86,3 +86,11 @@ def test_bad_actions_name_the_agent():
     acts["agent_2"] = np.array([np.nan, 0.0])
     with pytest.raises(ValueError, match="agent_2"):
         env.step(acts)
+
+
+def test_trajectory_actions_for_every_agent():
+    env = make(action_type="trajectory")
+    obs, _ = env.reset(seed=0)
+    acts = {a: np.zeros(env.action_space(a).shape, np.float32) for a in env.agents}
+    obs, rew, term, trunc, info = env.step(acts)
+    assert all("trajectory_infeasible" in i for i in info.values())

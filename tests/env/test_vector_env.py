@@ -137,3 +137,16 @@ def test_disabled_autoreset_freezes_finished_sub_envs_until_reset():
     obs, _ = vec.reset(options={"reset_mask": [True, False]})
     obs, rew, *_ = vec.step(np.zeros((2, 2), dtype=np.float32))
     assert rew[0] != 0.0 and rew[1] == 0.0
+
+
+def test_trajectory_actions_through_the_vector_env_match_single_envs():
+    from gymnasium.utils.env_checker import data_equivalence
+
+    kw = dict(num_envs=2, scenarios=scenes(), action_type="trajectory", **KW)
+    native = gym.make_vec("AlpaDrive-v0", **kw)
+    sync = gym.make_vec("AlpaDrive-v0", vectorization_mode="sync", **kw)
+    assert data_equivalence(native.reset(seed=1), sync.reset(seed=1), exact=True)
+    actions = np.random.default_rng(0).uniform(-0.2, 0.2, (30, *native.action_space.shape)).astype(np.float32)
+    actions[..., 0::3] += 0.05  # poses ahead of the car
+    for a in actions:
+        assert data_equivalence(native.step(a), sync.step(a), exact=True)

@@ -1,0 +1,145 @@
+"""One GRPO update from a batch of groups: advantages, then clipped policy-gradient epochs.
+
+`GRPOUpdater.update(batch)` is the single place the update is computed; the synchronous loop
+(`alpagym_train.sync`) and the async learner both call it, so they agree on the same groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from alpagym_train import losses as L
+from alpagym_train.policy import GaussianPolicy
+from alpagym_train.rollout import GroupBatch
+
+ADVANTAGES = ("outcome", "step")
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """GRPO hyper-parameters.
+
+    Attributes:
+        lr: Adam learning rate.
+        epochs: Passes over each batch.
+        minibatch_groups: Groups per gradient step (0: the whole batch).
+        clip_eps: PPO clip epsilon.
+        log_ratio_limit: Clamp of the log-ratio.
+        advantage: ``"outcome"`` (episode return) or ``"step"`` (reward-to-go) advantages.
+        scale: ``"group"``, ``"batch"`` or ``"none"`` (Dr. GRPO).
+        adv_clip: Advantages are clipped to +-this.
+        filter_zero_variance: Drop groups whose returns are all equal.
+        kl_coef: Weight of the k3 KL to the reference (initial) policy; 0 disables it.
+        entropy_coef: Weight of the entropy bonus.
+        max_grad_norm: Gradient-norm clip.
+        learn_std: Whether the log-std is trained (else it stays at its initial value).
+    """
+
+    lr: float = 3e-4
+    epochs: int = 2
+    minibatch_groups: int = 0
+    clip_eps: float = 0.2
+    log_ratio_limit: float = 5.0
+    advantage: str = "outcome"
+    scale: str = "group"
+    adv_clip: float = 5.0
+    filter_zero_variance: bool = True
+    kl_coef: float = 0.0
+    entropy_coef: float = 0.0
+    max_grad_norm: float = 1.0
+    learn_std: bool = False
+
+    def __post_init__(self) -> None:
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(f"advantage must be one of {ADVANTAGES}, got {self.advantage!r}")
+        if self.scale not in L.SCALES:
+            raise ValueError(f"scale must be one of {L.SCALES}, got {self.scale!r}")
+        if self.lr <= 0 or self.epochs < 1 or self.clip_eps <= 0:
+            raise ValueError(f"lr, epochs and clip_eps must be positive: {self}")
+
+
+class GRPOUpdater:
+    """Holds the policy, its frozen reference and the optimiser; `update` applies one batch.
+
+    Args:
+        policy: The policy being trained (updated in place).
+        config: Hyper-parameters.
+        reference: The frozen reference for the KL term (a copy of the initial policy when None
+            and `kl_coef` > 0).
+        seed: Seed of the minibatch order.
+    """
+
+    def __init__(self, policy: GaussianPolicy, config: GRPOConfig, reference: GaussianPolicy | None = None,
+                 seed: int = 0) -> None:  # fmt: skip
+        self.policy, self.config = policy, config
+        if reference is None and config.kl_coef > 0:
+            reference = GaussianPolicy(policy.config)
+            reference.load_state_dict(policy.state_dict())
+        self.reference = reference.eval() if reference is not None else None
+        params = [p for n, p in policy.named_parameters() if config.learn_std or "log_std" not in n]
+        self.optimizer = torch.optim.Adam(params, lr=config.lr)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def advantages(self, batch: GroupBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N', G, T) advantages and the (N,) bool groups kept."""
+        cfg = self.config
+        rewards, mask = torch.as_tensor(batch.rewards), torch.as_tensor(batch.mask)
+        returns = (rewards * mask).sum(-1)
+        keep = torch.ones(len(returns), dtype=torch.bool)
+        if cfg.filter_zero_variance:
+            keep = L.nonzero_variance_groups(returns)
+        if cfg.advantage == "outcome":
+            adv = L.outcome_advantages(returns[keep], mask[keep], cfg.scale)
+        else:
+            adv = L.step_advantages(rewards[keep], mask[keep], cfg.scale)
+        return L.clip_advantages(adv, cfg.adv_clip), keep
+
+    def update(self, batch: GroupBatch) -> dict[str, float]:
+        """Applies `epochs` passes of clipped policy gradient on `batch`; returns the statistics."""
+        cfg = self.config
+        adv, keep = self.advantages(batch)
+        stats = {"groups": float(len(keep)), "groups_kept": float(keep.sum()), "steps": float(batch.steps)}
+        if not keep.any():
+            return stats | {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
+        obs = torch.as_tensor(batch.obs)[keep]
+        u = torch.as_tensor(batch.u)[keep]
+        logp_old = torch.as_tensor(batch.logp)[keep]
+        mask = torch.as_tensor(batch.mask)[keep]
+        n, g, t = mask.shape
+        per = n if cfg.minibatch_groups <= 0 else min(cfg.minibatch_groups, n)
+        normaliser = float(per * g * t)  # constant G * T_max per group (Dr. GRPO)
+        ref_logp = None
+        if self.reference is not None:
+            with torch.no_grad():
+                ref_logp = self.reference.log_prob(obs, u)
+        agg: dict[str, list[float]] = {k: [] for k in ("loss", "kl", "entropy", "clip_fraction", "grad_norm")}
+        ratio_min, ratio_max = float("inf"), 0.0
+        self.policy.train()
+        for _ in range(cfg.epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for i in range(0, n, per):
+                idx = order[i : i + per]
+                logp = self.policy.log_prob(obs[idx], u[idx])
+                loss, s = L.ppo_clip_loss(logp, logp_old[idx], adv[idx], mask[idx], normaliser, cfg.clip_eps,
+                                          cfg.log_ratio_limit)  # fmt: skip
+                ent = L.entropy_bonus(self.policy.entropy(obs[idx]), mask[idx], normaliser)
+                kl = torch.zeros(())
+                if ref_logp is not None:
+                    kl = L.kl_k3(logp, ref_logp[idx], mask[idx], normaliser)
+                total = loss + cfg.kl_coef * kl - cfg.entropy_coef * ent
+                self.optimizer.zero_grad()
+                total.backward()
+                gn = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                values = {"loss": loss, "kl": kl, "entropy": ent, "grad_norm": gn}
+                values["clip_fraction"] = s["clip_fraction"]
+                for k, v in values.items():
+                    agg[k].append(float(v.detach()))
+                ratio_min = min(ratio_min, float(s["ratio_min"]))
+                ratio_max = max(ratio_max, float(s["ratio_max"]))
+        self.policy.eval()
+        means = {k: float(np.mean(v)) for k, v in agg.items()}
+        return stats | means | {"ratio_min": ratio_min, "ratio_max": ratio_max}
