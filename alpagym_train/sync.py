@@ -38,6 +38,8 @@ class SyncConfig:
         eval_every: Updates between validation scores (0: only at the start and the end).
         env: Env arguments (horizon, reward, agents, ...).
         grpo: Algorithm hyper-parameters.
+        keep_best: Return (and save) the policy with the best validation score seen, not the last
+            one: early stopping on val, as for BC; the test suite stays held out.
         log_std: Exploration noise: the policy's log-std is set to this before training (None keeps
             the checkpoint's). Small noise keeps group members near the policy, so their differences
             measure its choices rather than the noise.
@@ -57,7 +59,8 @@ class SyncConfig:
     eval_every: int = 10
     env: dict[str, Any] = field(default_factory=dict)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    log_std: float | None = -2.5
+    keep_best: bool = True
+    log_std: float | None = -2.0
     seed: int = 0
     out_dir: str = "runs/grpo_sync"
     progress: bool = True
@@ -99,6 +102,8 @@ def train_sync(cfg: SyncConfig, policy: GaussianPolicy | None = None) -> tuple[G
     rng = np.random.default_rng(cfg.seed)
     first = _prefix("val", evaluate_policy(policy, val, cfg.env))
     history: list[dict] = [{"update": 0, "env_steps": 0, **first}]
+    best_score, best_update = first["val/scene_score"], 0
+    best_state = {k: v.clone() for k, v in policy.state_dict().items()}
     steps, t0 = 0, time.perf_counter()
     bar = tqdm(range(1, cfg.updates + 1), desc="grpo", disable=not cfg.progress)
     for update in bar:
@@ -117,8 +122,14 @@ def train_sync(cfg: SyncConfig, policy: GaussianPolicy | None = None) -> tuple[G
         }
         if update == cfg.updates or (cfg.eval_every and update % cfg.eval_every == 0):
             rec |= _prefix("val", evaluate_policy(policy, val, cfg.env))
+            if rec["val/scene_score"] > best_score:
+                best_score, best_update = rec["val/scene_score"], update
+                best_state = {k: v.clone() for k, v in policy.state_dict().items()}
         history.append(rec)
         bar.set_postfix(score=f"{rec['scene_score']:.3f}")
+    if cfg.keep_best:
+        policy.load_state_dict(best_state)
+    history[-1] |= {"best_update": best_update, "best_val_scene_score": best_score}
     if cfg.out_dir:
         out = Path(cfg.out_dir)
         extra = {"trained_by": "alpagym_train.sync", "sync_config": _plain(cfg)}

@@ -107,6 +107,7 @@ def main() -> None:
         "bc_seconds": t_bc,
         "grpo_seconds": t_grpo,
         "grpo_env_steps": history[-1]["env_steps"],
+        "best_update": history[-1]["best_update"],
         "bc_samples": bc["train_samples"],
         "val_curve": [(r["update"], r["env_steps"], r["val/scene_score"]) for r in evals],
     }
