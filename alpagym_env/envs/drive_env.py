@@ -48,6 +48,15 @@ def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> 
     return load_suite(config.suite)
 
 
+RENDER_MODES = ("rgb_array",)
+
+
+def check_render_mode(render_mode: str | None) -> None:
+    """Raises a `ValueError` naming the render modes when `render_mode` is not one of them (or None)."""
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode must be one of {list(RENDER_MODES)} or None, got {render_mode!r}")
+
+
 def action_space(config: EnvConfig) -> spaces.Box:
     """The single-env action space of `config.action_type`: (2,) for control, (H * 3,) or (H * 2,) for
     trajectory actions (`TrajectoryConfig.action_dim`)."""
@@ -135,10 +144,7 @@ class AlpaDriveEnv(gym.Env):
         render_config: Any = None,
         **kwargs: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        check_render_mode(render_mode)
         self.config = EnvConfig.from_kwargs(**kwargs)
         self.render_mode = render_mode
         self.reward_spec = resolve(reward)

@@ -22,6 +22,7 @@ from alpagym_env.envs.batched_sim import BatchedSim
 from alpagym_env.envs.drive_env import (
     action_space,
     check_actions,
+    check_render_mode,
     observation_space,
     scenario_source,
     split_obs,
@@ -142,8 +143,7 @@ class AlpaDriveParallelEnv(ParallelEnv):
         render_config: Any = None,
         **kwargs: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        check_render_mode(render_mode)
         self.batch = BatchedMultiAgent(1, num_controlled, reward, scenarios, **kwargs)
         self.sim = self.batch.sim
         self.config = self.batch.config

@@ -20,6 +20,7 @@ from alpagym_env.envs.batched_sim import BatchedSim
 from alpagym_env.envs.drive_env import (
     action_space,
     check_actions,
+    check_render_mode,
     observation_space,
     scenario_source,
     split_obs,
@@ -65,8 +66,7 @@ class AlpaDriveVectorEnv(VectorEnv):
         mode = AutoresetMode(autoreset_mode)
         if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
             raise ValueError(f"autoreset_mode must be NEXT_STEP, SAME_STEP or DISABLED, got {mode}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        check_render_mode(render_mode)
         self.num_envs = int(num_envs)
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.render_mode = render_mode
