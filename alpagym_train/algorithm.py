@@ -38,12 +38,12 @@ class GRPOConfig:
         learn_std: Whether the log-std is trained (else it stays at its initial value).
     """
 
-    lr: float = 3e-4
+    lr: float = 1e-4
     epochs: int = 2
     minibatch_groups: int = 0
     clip_eps: float = 0.2
     log_ratio_limit: float = 5.0
-    advantage: str = "outcome"
+    advantage: str = "step"
     scale: str = "group"
     adv_clip: float = 5.0
     filter_zero_variance: bool = True

@@ -49,7 +49,7 @@ def plot(history: list[dict], bc_val: float, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-scenes", type=int, default=200)
-    parser.add_argument("--val-scenes", type=int, default=40)
+    parser.add_argument("--val-scenes", type=int, default=80)
     parser.add_argument("--test-episodes", type=int, default=200)
     parser.add_argument("--updates", type=int, default=100)
     parser.add_argument("--groups", type=int, default=8)
@@ -72,7 +72,7 @@ def main() -> None:
         groups=args.groups,
         group_size=args.group_size,
         env={"reward": "metrics"},
-        grpo=GRPOConfig(advantage="step"),
+        grpo=GRPOConfig(lr=1e-4, advantage="step"),
         seed=args.seed,
         out_dir=str(out / "grpo"),
     )
