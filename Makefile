@@ -30,7 +30,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
-	$(PY) benchmarks/env_step.py
+	$(PY) benchmarks/env_step.py --profile
 
 clean:
 	rm -rf $(VENV) .pytest_cache
