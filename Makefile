@@ -19,7 +19,7 @@ $(STAMP): $(PY) pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m alpagym_env.demo
+	$(PY) -m alpagym_train.demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
