@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 
+from alpagym_env.evaluation import to_markdown
 from alpagym_train.bc import BCConfig, train_bc
+from alpagym_train.report import compare_on_suite
 from alpagym_train.sync import SyncConfig, train_sync
 
 
@@ -43,24 +45,14 @@ def main() -> None:
     curve = ", ".join(f"{r['update']}: {r['val/scene_score']:.3f}" for r in history if "val/scene_score" in r)
     print(f"   val scene score by update: {curve}")
     print(f"3/3 closed-loop evaluation on {args.test_episodes} held-out test scenes")
-    from alpagym_env.evaluation import (
-        eval_config,
-        evaluate,
-        load_policy,
-        load_scenarios,
-        summarize,
-        to_markdown,
+    rows = compare_on_suite(
+        {
+            "BC (open-loop)": str(out / "bc" / "policy.safetensors"),
+            "BC + GRPO (closed-loop)": str(out / "grpo" / "policy.safetensors"),
+        },
+        references=("idm", "expert"),
+        episodes=args.test_episodes,
     )
-
-    config = eval_config()
-    policies = {
-        "BC (open-loop)": load_policy(str(out / "bc" / "policy.safetensors"), config),
-        "BC + GRPO (closed-loop)": load_policy(str(out / "grpo" / "policy.safetensors"), config),
-        "idm (rule-based)": load_policy("idm", config),
-        "expert (log)": load_policy("expert", config),
-    }
-    results = evaluate(policies, load_scenarios("test"), config, max_episodes=args.test_episodes)
-    rows = [r for r in summarize(results) if r.family == "all"]
     print()
     print(to_markdown(rows, columns=("scene_score", "collision_at_fault", "offroad", "progress")))
     print(f"done in {time.perf_counter() - t0:.0f} s; checkpoints in {out}/bc and {out}/grpo")

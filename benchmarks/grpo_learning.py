@@ -15,8 +15,10 @@ import json
 import time
 from pathlib import Path
 
+from alpagym_env.evaluation import to_markdown
 from alpagym_train.algorithm import GRPOConfig
 from alpagym_train.bc import BCConfig, train_bc
+from alpagym_train.report import compare_on_suite
 from alpagym_train.sync import SyncConfig, train_sync
 
 
@@ -82,25 +84,12 @@ def main() -> None:
     plot(history, history[0]["val/scene_score"], out / "learning_curve.png")
     evals = [r for r in history if "val/scene_score" in r]
 
-    from alpagym_env.evaluation import (
-        eval_config,
-        evaluate,
-        load_policy,
-        load_scenarios,
-        summarize,
-        to_markdown,
-    )
-
-    config = eval_config()
-    test = load_scenarios("test")
-    specs = {
+    checkpoints = {
         "BC (open-loop)": str(out / "bc" / "policy.safetensors"),
         "BC + GRPO": str(out / "grpo" / "policy.safetensors"),
     }
-    policies = {name: load_policy(spec, config) for name, spec in specs.items()}
-    policies |= {name: load_policy(name, config) for name in ("expert", "idm", "constant_velocity")}
-    results = evaluate(policies, test, config, seed=args.seed, max_episodes=args.test_episodes)
-    rows = [r for r in summarize(results) if r.family == "all"]
+    references = ("expert", "idm", "constant_velocity")
+    rows = compare_on_suite(checkpoints, references, episodes=args.test_episodes, seed=args.seed)
     table = to_markdown(rows)
     (out / "results.md").write_text(table)
     summary = {
