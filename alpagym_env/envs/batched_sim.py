@@ -128,6 +128,7 @@ class BatchedSim:
             "track": np.zeros((b, c, NUM_TRACK)),
             "episode": np.zeros((b, c, M.NUM_CHANNELS, 3)),
         }
+        self._kernel_args: tuple | None = None
         self.scenario_index = np.full(b, -1, dtype=np.int64)
         self.compiled: list[CompiledScene | None] = [None] * b
         self._key: list[tuple | None] = [None] * b
@@ -193,8 +194,11 @@ class BatchedSim:
         return cs
 
     def _grow(self, group: dict, name: str, sizes: dict[int, int]) -> np.ndarray:
-        group[name] = _fit(group[name], sizes)
-        return group[name]
+        grown = _fit(group[name], sizes)
+        if grown is not group[name]:
+            group[name] = grown
+            self._kernel_args = None  # a buffer was reallocated: rebuild the kernel's argument tuples
+        return grown
 
     def load(self, b: int, index: int, controlled: tuple[int, ...] | None = None) -> None:
         """Copies scenario `index` into scene slot `b` (does not reset its state)."""
@@ -229,6 +233,11 @@ class BatchedSim:
         self._key[b] = (index, controlled)
 
     def _tuples(self):
+        if self._kernel_args is None:
+            self._kernel_args = self._build_tuples()
+        return self._kernel_args
+
+    def _build_tuples(self):
         return (
             tuple(self.scene[k] for k in SCENE_FIELDS),
             tuple(self.routes[k] for k in ROUTE_FIELDS),
