@@ -97,7 +97,7 @@ def train_sync(cfg: SyncConfig, policy: GaussianPolicy | None = None) -> tuple[G
     if policy is None:
         policy, meta = load(cfg.init)
     if cfg.log_std is not None:
-        _set_log_std(policy, cfg.log_std)
+        set_log_std(policy, cfg.log_std)
     train = load_suite(cfg.suite)
     train = train[: cfg.train_scenes] if cfg.train_scenes else train
     val = load_suite(cfg.val_suite)[: cfg.val_scenes]
@@ -143,7 +143,8 @@ def train_sync(cfg: SyncConfig, policy: GaussianPolicy | None = None) -> tuple[G
     return policy, history
 
 
-def _set_log_std(policy: GaussianPolicy, value: float) -> None:
+def set_log_std(policy: GaussianPolicy, value: float) -> None:
+    """Sets the exploration noise: the policy's log-std becomes `value` (state-independent)."""
     with torch.no_grad():
         if policy.config.state_dependent_std:
             policy.log_std_head.weight.zero_()

@@ -327,9 +327,17 @@ class Transport:
         return self.key("rollouts")
 
     def push_group(self, batch: GroupBatch, policy_version: int, actor_id: str) -> str:
-        """Appends `batch` (one or more complete groups) as ONE stream entry; returns its id."""
-        with self._reach():
-            return self._r.xadd(self.stream, encode_group(batch, policy_version, actor_id)).decode()
+        """Appends `batch` (one or more complete groups) as ONE stream entry; returns its id.
+
+        The same MULTI adds the groups to the ``pushed_groups`` counter of `actor_id` (see `counts`), so
+        the count and the stream never disagree, whenever the actor dies.
+        """
+        fields_ = encode_group(batch, policy_version, actor_id)
+        with self._reach(), self._r.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.stream, fields_)
+            pipe.hincrby(self.key("count", "pushed_groups"), actor_id, len(batch.scenario_ids))
+            entry_id, _ = pipe.execute()
+        return entry_id.decode()
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -416,10 +424,17 @@ class Transport:
 
     # ---- heartbeats ----------------------------------------------------------------------------------
 
-    def heartbeat(self, actor_id: str, ttl_s: float) -> None:
-        """Marks `actor_id` alive for the next `ttl_s` seconds."""
+    def heartbeat(self, actor_id: str, ttl_s: float, info: Mapping[str, Any] | None = None) -> None:
+        """Marks `actor_id` alive for the next `ttl_s` seconds, with optional JSON `info` (pid, host)."""
+        value = json.dumps({"time": time.time(), **(info or {})})
         with self._reach():
-            self._r.set(self.key("actor", actor_id), time.time(), px=max(1, int(ttl_s * 1000)))
+            self._r.set(self.key("actor", actor_id), value, px=max(1, int(ttl_s * 1000)))
+
+    def actor_info(self, actor_id: str) -> dict[str, Any] | None:
+        """What `actor_id` sent with its last heartbeat, None when it has expired."""
+        with self._reach():
+            raw = self._r.get(self.key("actor", actor_id))
+        return None if raw is None else json.loads(raw)
 
     def live_actors(self) -> list[str]:
         """Sorted ids of the actors whose heartbeat has not expired."""
@@ -427,6 +442,46 @@ class Transport:
         with self._reach():
             keys = self._r.scan_iter(match=re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*", count=1000)
             return sorted(k.decode()[len(prefix) :] for k in keys)
+
+    # ---- run control -------------------------------------------------------------------------------
+
+    def publish_spec(self, spec: Mapping[str, Any]) -> None:
+        """Writes the run spec actors build their env and policy from (``spec`` key, JSON)."""
+        with self._reach():
+            self._r.set(self.key("spec"), json.dumps(spec))
+
+    def read_spec(self) -> dict[str, Any] | None:
+        """The run spec, None before the learner published it."""
+        with self._reach():
+            raw = self._r.get(self.key("spec"))
+        return None if raw is None else json.loads(raw)
+
+    def runs(self) -> list[str]:
+        """Run ids with a published spec on this server (any namespace)."""
+        with self._reach():
+            keys = self._r.scan_iter(match="alpagym:*:spec", count=1000)
+            return sorted(k.decode()[len("alpagym:") : -len(":spec")] for k in keys)
+
+    def request_stop(self, reason: str) -> None:
+        """Asks every process of the run to finish (actors exit after their current group)."""
+        with self._reach():
+            self._r.set(self.key("stop"), reason)
+
+    def stop_reason(self) -> str | None:
+        """Why the run was asked to stop, None while it runs."""
+        with self._reach():
+            raw = self._r.get(self.key("stop"))
+        return None if raw is None else raw.decode()
+
+    def clear_stop(self) -> None:
+        """Forgets an earlier stop request (a learner starting or resuming a run)."""
+        with self._reach():
+            self._r.delete(self.key("stop"))
+
+    def counts(self, name: str) -> dict[str, int]:
+        """The counters of hash `name`, e.g. ``counts("pushed_groups")``: groups pushed per actor id."""
+        with self._reach():
+            return {k.decode(): int(v) for k, v in self._r.hgetall(self.key("count", name)).items()}
 
 
 def _latency_benchmark(repeats: int = 20) -> None:

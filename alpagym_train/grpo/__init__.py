@@ -1,0 +1,11 @@
+"""Decoupled async GRPO: actor processes roll out groups, a learner trains, Redis carries both ways.
+
+Run it with ``python -m alpagym_train.grpo`` (Hydra; configs in ``alpagym_train/conf/grpo.yaml`` and
+the ``env``, ``reward``, ``algorithm`` and ``topology`` groups beside it):
+
+- `config`: the strict structured config;
+- `actor`: follows the published weights and pushes whole groups tagged with their version;
+- `learner`: drops stale groups, applies the shared `GRPOUpdater.update`, publishes weights, logs,
+  checkpoints and resumes (`checkpoint`);
+- `launch`: ``role=all``, a private redis-server, the learner and supervised actors on one machine.
+"""

@@ -1,0 +1,128 @@
+"""An actor: owns a vector env, follows the published weights, rolls out whole groups, pushes them.
+
+The actor needs nothing but the Redis URL (and the run id when the server holds several runs): the
+env settings, reward, scenes, group size and policy architecture come from the run spec the learner
+publishes. Each loop it sends a heartbeat, waits while the stream is full (back-pressure), fetches
+the weights only if their version advanced, rolls out ``actors.groups_per_push`` groups with the
+current weights and pushes them as one stream entry tagged with that version. A killed actor loses
+only the group it was rolling out; nothing it pushed is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+
+import numpy as np
+import torch
+
+from alpagym_train.grpo.config import GRPORunConfig
+from alpagym_train.grpo.learner import EXIT_REDIS
+from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy
+from alpagym_train.rollout import collect_groups, make_group_env
+from alpagym_train.transport import Transport, TransportError
+
+
+def join_run(url: str, run_id: str, timeout_s: float, timeout_conn_s: float = 2.0) -> Transport:
+    """Connects to the run `run_id`, or, when it is empty, to the one run found on the server.
+
+    Raises:
+        TransportError: Redis is unreachable.
+        RuntimeError: No run appeared within `timeout_s`, or several runs are there and none was named.
+    """
+    if run_id:
+        return Transport(url, run_id, timeout_s=timeout_conn_s)
+    probe = Transport(url, "", timeout_s=timeout_conn_s)
+    deadline = time.monotonic() + timeout_s
+    while not (runs := probe.runs()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no run appeared on the server within {timeout_s:g} s")
+        time.sleep(0.2)
+    probe.close()
+    if len(runs) > 1:
+        raise RuntimeError(f"the server holds several runs {runs}: choose one with redis.run_id=...")
+    return Transport(url, runs[0], timeout_s=timeout_conn_s)
+
+
+def _wait_for_spec(transport: Transport, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (spec := transport.read_spec()) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"run {transport.run_id!r}: the learner published no spec within {timeout_s:g} s"
+            )
+        time.sleep(0.2)
+    return spec
+
+
+def run_actor(cfg: GRPORunConfig, url: str, run_id: str, index: int = 0, restart: int = 0,
+              local_actors: int = 1) -> int:  # fmt: skip
+    """The actor process; returns its exit status (0 when the run is over, `EXIT_REDIS` without Redis).
+
+    Args:
+        cfg: The run config (only its ``actors`` and ``redis`` sections matter to an actor).
+        url: Redis URL.
+        run_id: The run, or '' to join the only run on the server.
+        index: Actor number on this machine (its id is ``{host}-{pid}-{index}``).
+        restart: How many times the supervisor restarted this actor (varies its seed).
+        local_actors: Actors sharing this machine's cores (sizes the simulator's thread pool).
+    """
+    ac = cfg.actors
+    actor_id = f"{socket.gethostname()}-{os.getpid()}-{index}"
+    try:
+        transport = join_run(url, run_id, ac.idle_timeout_s, cfg.redis.timeout_s)
+        spec = _wait_for_spec(transport, ac.idle_timeout_s)
+        return _loop(cfg, transport, spec, actor_id, index, restart, local_actors)
+    except TransportError as e:
+        print(f"actor {actor_id}: {e}; exiting", file=sys.stderr, flush=True)
+        return EXIT_REDIS
+    except KeyboardInterrupt:
+        return 0
+
+
+def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, restart: int,
+          local_actors: int) -> int:  # fmt: skip
+    import numba
+
+    from alpagym_env.scenarios import load_suite
+
+    ac = cfg.actors
+    torch.set_num_threads(int(spec.get("torch_threads", 1)))
+    threads = ac.numba_threads or max(1, (os.cpu_count() or 1) // max(1, local_actors))
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    env_kwargs = dict(spec["env"])
+    scenes = load_suite(env_kwargs["suite"])
+    scenes = scenes[: spec["train_scenes"]] if spec["train_scenes"] else scenes
+    n, g = ac.groups_per_push, int(spec["group_size"])
+    env = make_group_env(n, g, scenarios=scenes, reward=spec["reward"], **env_kwargs)
+    policy = GaussianPolicy(PolicyConfig(**spec["policy"])).eval()
+    seed = ac.seed + 1000 * (index + 1) + restart
+    sampler = RolloutPolicy(policy, torch.Generator().manual_seed(seed))
+    rng = np.random.default_rng(seed)
+    env.reset(options={"scenario_ids": np.zeros(n * g, dtype=np.int64)})  # compile / load kernels first
+    env.step(np.zeros((n * g, env.single_action_space.shape[0]), np.float32))
+    info = {"pid": os.getpid(), "host": socket.gethostname()}
+    version, last_new = None, time.monotonic()
+    print(f"actor {actor_id} joined run {transport.run_id!r}", flush=True)
+    while True:
+        transport.heartbeat(actor_id, ac.heartbeat_ttl_s, info)
+        if transport.stop_reason() is not None:
+            return 0
+        if time.monotonic() - last_new > ac.idle_timeout_s:
+            print(f"actor {actor_id}: no new weights for {ac.idle_timeout_s:g} s; exiting", flush=True)
+            return 0
+        if not transport.wait_for_room(ac.max_queue, timeout_s=1.0):
+            continue
+        got = transport.fetch_weights(if_newer_than=version, expected=policy.state_dict())
+        if got is not None:
+            version, state = got
+            policy.load_state_dict(state)
+            last_new = time.monotonic()
+        if version is None:
+            time.sleep(0.1)
+            continue
+        ids = rng.choice(len(scenes), size=n, replace=len(scenes) < n)
+        batch = collect_groups(env, sampler, ids, g)
+        transport.push_group(batch, version, actor_id)
