@@ -16,8 +16,12 @@ def main() -> None:
 
     @hydra.main(config_path="../conf", config_name="grpo", version_base="1.3")
     def run(cfg) -> None:
-        conf: GRPORunConfig = OmegaConf.to_object(cfg)
-        status["code"] = dispatch(conf)
+        try:
+            conf: GRPORunConfig = OmegaConf.to_object(cfg)
+            status["code"] = dispatch(conf)
+        except (ValueError, FileNotFoundError, RuntimeError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            status["code"] = 2
 
     run()
     sys.exit(status["code"])

@@ -49,6 +49,10 @@ def join_run(url: str, run_id: str, timeout_s: float, timeout_conn_s: float = 2.
 def _wait_for_spec(transport: Transport, timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     while (spec := transport.read_spec()) is None:
+        if transport.stop_reason() is not None:
+            raise RuntimeError(
+                f"run {transport.run_id!r} stopped before it started: {transport.stop_reason()}"
+            )
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"run {transport.run_id!r}: the learner published no spec within {timeout_s:g} s"

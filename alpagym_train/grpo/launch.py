@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from alpagym_train.grpo.config import GRPORunConfig, from_plain
-from alpagym_train.grpo.learner import EXIT_REDIS
+from alpagym_train.grpo.learner import EXIT_REDIS, preflight
 
 POLL_S = 0.2
 GRACE_S = 30.0
@@ -42,6 +42,7 @@ def run_all(cfg: GRPORunConfig) -> int:
     """Runs the whole training on this machine; returns the learner's exit status."""
     from alpagym_train.redis_server import RedisServer
 
+    preflight(cfg)
     server = RedisServer().start() if cfg.redis.url is None else None
     url = server.url if server is not None else cfg.redis.url
     run_id = run_id_for(cfg)
@@ -93,8 +94,19 @@ def _supervise(cfg: GRPORunConfig, url: str, run_id: str) -> int:
         learner.join(GRACE_S)
         _finish([learner, *actors], grace_s=5.0)
         return 130
+    if learner.exitcode not in (0, EXIT_REDIS):
+        _request_stop(url, run_id, f"the learner failed (exit {learner.exitcode})")
     _finish(actors, GRACE_S)
     return learner.exitcode if learner.exitcode is not None else 1
+
+
+def _request_stop(url: str, run_id: str, reason: str) -> None:
+    from alpagym_train.transport import Transport, TransportError
+
+    try:
+        Transport(url, run_id).request_stop(reason)
+    except TransportError:
+        pass  # the actors notice Redis is gone by themselves
 
 
 def _finish(procs: list, grace_s: float) -> None:

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from alpagym_train.algorithm import GRPOUpdater
-from alpagym_train.grpo.checkpoint import TrainerState, load_checkpoint, save_checkpoint
+from alpagym_train.grpo.checkpoint import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
 from alpagym_train.grpo.config import GRPORunConfig
 from alpagym_train.policy import GaussianPolicy, load, save
 from alpagym_train.rollout import GroupBatch
@@ -185,6 +185,23 @@ class Learner:
         return s
 
 
+def preflight(cfg: GRPORunConfig) -> None:
+    """Checks what would otherwise fail inside a child process, with the same clear errors.
+
+    Raises:
+        FileNotFoundError: ``learner.init`` or ``resume`` names no checkpoint.
+        ValueError: An env, reward or algorithm setting is invalid.
+    """
+    cfg.env_config(), cfg.grpo_config(), cfg.reward_terms()
+    if cfg.resume:
+        resolve_checkpoint(cfg.resume)
+    elif not Path(cfg.learner.init).is_file():
+        raise FileNotFoundError(
+            f"learner.init={cfg.learner.init}: no such checkpoint; train one with "
+            "`python -m alpagym_train.bc` or point learner.init at a .safetensors policy"
+        )
+
+
 def _initial(cfg: GRPORunConfig) -> tuple[GaussianPolicy, dict, TrainerState, bool]:
     """The policy, sidecar and state to start from: a checkpoint (resume) or the init policy."""
     if cfg.resume:
@@ -193,11 +210,6 @@ def _initial(cfg: GRPORunConfig) -> tuple[GaussianPolicy, dict, TrainerState, bo
             torch.set_rng_state(state.torch_rng)
         print(f"resuming from {ckpt} (update {state.update}, weights version {state.version})", flush=True)
         return policy, meta, state, True
-    if not Path(cfg.learner.init).is_file():
-        raise FileNotFoundError(
-            f"learner.init={cfg.learner.init}: no such checkpoint; train one with "
-            "`python -m alpagym_train.bc` or point learner.init at a .safetensors policy"
-        )
     policy, meta = load(cfg.learner.init)
     if cfg.learner.log_std is not None:
         set_log_std(policy, cfg.learner.log_std)
@@ -229,6 +241,7 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str) -> int:
     from alpagym_env.scenarios import load_suite
 
     torch.set_num_threads(cfg.learner.torch_threads)
+    preflight(cfg)
     policy, meta, state, resumed = _initial(cfg)
     env_kwargs = cfg.plain()["env"]
     reward = cfg.reward_terms()

@@ -1,4 +1,4 @@
-"""Fixtures of the trainer tests: a real, private redis-server for the whole session."""
+"""Fixtures of the trainer tests: real, private redis-servers."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def redis_server():
-    """A `RedisServer` on a free loopback port, stopped at the end of the session.
-
-    Skips the test when `redis-server` or the `redis` client is not installed, except under CI
-    (`CI=true`), where `.ci/run` installs both and a missing one is a failure, not a skip.
-    """
+def redis_required() -> None:
+    """Skips the test when `redis-server` or the `redis` client is not installed, except under CI
+    (`CI=true`), where `.ci/run` installs both and a missing one is a failure, not a skip."""
     missing = None
     try:
         import redis  # noqa: F401
@@ -26,6 +23,20 @@ def redis_server():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{missing} is missing under CI")
         pytest.skip(f"{missing} is not installed")
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_required):
+    """A `RedisServer` on a free loopback port, shared by the session's tests."""
+    from alpagym_train.redis_server import RedisServer
+
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def own_redis_server(redis_required):
+    """A `RedisServer` of one test's own (it may stop it, or count on an otherwise empty server)."""
     from alpagym_train.redis_server import RedisServer
 
     with RedisServer() as server:

@@ -1,0 +1,200 @@
+"""`python -m alpagym_train.grpo` end to end, as processes, against real redis-servers: a killed actor,
+a resumed learner, Redis going away, and actors that share nothing but the Redis URL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from alpagym_train.policy import GaussianPolicy, PolicyConfig, save  # noqa: E402
+from alpagym_train.rollout import make_group_env  # noqa: E402
+from alpagym_train.rundir import read_metrics  # noqa: E402
+from alpagym_train.transport import Transport  # noqa: E402
+
+SMALL = [
+    "env.suite=smoke",
+    "env.horizon=30",
+    "learner.val_suite=smoke",
+    "learner.val_scenes=4",
+    "learner.group_size=2",
+    "learner.groups_per_update=2",
+    "learner.eval_every=0",
+    "learner.checkpoint_every=1",
+    "actors.groups_per_push=1",
+    "actors.max_queue=2",
+    "progress=false",
+]
+
+
+@pytest.fixture(scope="module")
+def init_policy(tmp_path_factory) -> Path:
+    """An untrained policy checkpoint that fits the env (stands in for a BC checkpoint)."""
+    env = make_group_env(1, 1, horizon=30)
+    torch.manual_seed(0)
+    policy = GaussianPolicy(PolicyConfig(env.single_observation_space.shape[0], 2, (32,)))
+    return save(tmp_path_factory.mktemp("init") / "policy.safetensors", policy, {"action_type": "control"})
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "alpagym_train.grpo", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"timed out:\n{out[-3000:]}\n{err[-3000:]}")
+    return proc.returncode, out, err
+
+
+def _wait_for(cond, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"exited ({proc.returncode}) before {what}:\n{out[-3000:]}\n{err[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _updates(run_dir: Path) -> list[dict]:
+    if not (run_dir / "metrics.jsonl").is_file():
+        return []
+    return [r for r in read_metrics(run_dir) if "groups_used" in r]
+
+
+def test_killed_actor_loses_only_its_unfinished_group(own_redis_server, init_policy, tmp_path):
+    run = tmp_path / "run"
+    args = [
+        f"learner.init={init_policy}",
+        f"run_dir={run}",
+        f"redis.url={own_redis_server.url}",
+        "redis.run_id=kill",
+        "learner.updates=12",
+        "learner.max_policy_lag=100",
+        "actors.num=2",
+    ]
+    proc = _start(SMALL + args, tmp_path)
+    t = Transport(own_redis_server.url, "kill")
+    _wait_for(lambda: len(t.live_actors()) == 2 and len(_updates(run)) >= 2, 120, "two actors", proc)
+    victim = t.live_actors()[0]
+    os.kill(t.actor_info(victim)["pid"], signal.SIGKILL)
+    code, out, err = _finish(proc)
+    assert code == 0, err[-3000:]
+    assert "died (exit -9); restarting it" in err
+    records = _updates(run)
+    assert [r["update"] for r in records] == list(range(1, 13))
+    last = records[-1]
+    pushed = sum(t.counts("pushed_groups").values())
+    queued = t.queue_length()  # one group per entry
+    assert pushed == last["groups_used"] + last["groups_dropped"] + queued  # nothing pushed was lost
+    assert (run / "policy.safetensors").is_file() and (run / "tb").is_dir()
+    assert (run / "config.yaml").read_text().count("max_policy_lag: 100") == 1
+
+
+def test_resumed_learner_continues_the_version_sequence(redis_required, init_policy, tmp_path):
+    run = tmp_path / "run"
+    base = SMALL + [f"learner.init={init_policy}", f"run_dir={run}", "actors.num=1"]
+    code, _, err = _finish(_start(base + ["learner.updates=3"], tmp_path))
+    assert code == 0, err[-3000:]
+    first = _updates(run)
+    assert [r["version"] for r in first] == [1, 2, 3]
+    code, out, err = _finish(_start(base + ["learner.updates=5", f"resume={run}"], tmp_path))
+    assert code == 0, err[-3000:]
+    assert "resuming from" in out and "update_000003" in out
+    records = _updates(run)
+    assert [r["update"] for r in records] == [1, 2, 3, 4, 5]
+    versions = [r["version"] for r in records]
+    assert versions[:3] == [1, 2, 3] and versions[3] > 3 and versions[4] == versions[3] + 1
+    assert records[3]["env_steps"] > records[2]["env_steps"]  # counters continue too
+
+
+def test_redis_going_away_is_a_clear_error_and_a_clean_exit(own_redis_server, init_policy, tmp_path):
+    run = tmp_path / "run"
+    args = [
+        f"learner.init={init_policy}",
+        f"run_dir={run}",
+        f"redis.url={own_redis_server.url}",
+        "learner.updates=1000",
+        "actors.num=1",
+    ]
+    proc = _start(SMALL + args, tmp_path)
+    _wait_for(lambda: len(_updates(run)) >= 2, 120, "two updates", proc)
+    own_redis_server.stop()
+    code, out, err = _finish(proc, timeout=60)
+    assert code == 3, err[-3000:]
+    assert "cannot reach Redis at redis://127.0.0.1" in err
+    assert "Traceback" not in err
+    assert (run / "checkpoints" / "latest").is_file()  # the progress so far is kept
+
+
+def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, init_policy, tmp_path):
+    dirs = {name: tmp_path / name for name in ("learner", "a", "b")}
+    for d in dirs.values():
+        d.mkdir()
+    learner = _start(
+        SMALL
+        + [
+            f"learner.init={init_policy}",
+            "run_dir=run",
+            f"redis.url={own_redis_server.url}",
+            "role=learner",
+            "redis.run_id=shared",
+            "learner.updates=8",
+        ],
+        dirs["learner"],
+    )
+    actors = [
+        _start(
+            [
+                "role=actor",
+                f"redis.url={own_redis_server.url}",
+                "actors.groups_per_push=1",
+                "actors.numba_threads=1",
+            ],
+            dirs[d],
+        )
+        for d in ("a", "b")
+    ]
+    code, _, err = _finish(learner)
+    assert code == 0, err[-3000:]
+    for a in actors:
+        code, out, err = _finish(a, timeout=60)
+        assert code == 0, err[-3000:]
+        assert "joined run 'shared'" in out
+    contributors = set()
+    for r in _updates(dirs["learner"] / "run"):
+        contributors |= set(r["groups_per_actor"])
+    assert len(contributors) == 2, contributors
+
+
+def test_cli_errors_name_the_problem(tmp_path):
+    cases = {
+        "bogus=1": "Key 'bogus' not in 'GRPORunConfig'",
+        "learner.init=/nope.safetensors": "learner.init=/nope.safetensors: no such checkpoint",
+        "role=actor": "role=actor needs redis.url",
+        "reward.terms=[{kind:metric,name:speeed,scale:1}]": "unknown metric reward term 'speeed'",
+        "algorithm.scale=wide": "scale must be one of",
+    }
+    for arg, message in cases.items():
+        code, _, err = _finish(_start([arg, f"run_dir={tmp_path / 'run'}"], tmp_path), timeout=60)
+        assert code != 0 and message in err, (arg, err[-2000:])
