@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,12 @@ class GRPOConfig:
         entropy_coef: Weight of the entropy bonus.
         max_grad_norm: Gradient-norm clip.
         learn_std: Whether the log-std is trained (else it stays at its initial value).
+        decoupled: Decoupled PPO for stale rollouts: clip against the proximal policy (the weights at
+            the start of the update) instead of the behaviour policy, and weigh each step by the
+            truncated importance ratio pi_prox / pi_behaviour. A group rolled out a few versions ago
+            then neither dominates the update through huge ratios nor is clipped away; on fresh groups
+            (sync training, lag 0) the weight is 1 and the update is plain PPO-clip.
+        behaviour_weight_cap: Truncation of that importance weight.
     """
 
     lr: float = 1e-4
@@ -51,12 +58,16 @@ class GRPOConfig:
     entropy_coef: float = 0.0
     max_grad_norm: float = 1.0
     learn_std: bool = False
+    decoupled: bool = True
+    behaviour_weight_cap: float = 2.0
 
     def __post_init__(self) -> None:
         if self.advantage not in ADVANTAGES:
             raise ValueError(f"advantage must be one of {ADVANTAGES}, got {self.advantage!r}")
         if self.scale not in L.SCALES:
             raise ValueError(f"scale must be one of {L.SCALES}, got {self.scale!r}")
+        if self.behaviour_weight_cap < 1:
+            raise ValueError(f"behaviour_weight_cap must be >= 1, got {self.behaviour_weight_cap}")
         if self.lr <= 0 or self.epochs < 1 or self.clip_eps <= 0:
             raise ValueError(f"lr, epochs and clip_eps must be positive: {self}")
 
@@ -108,6 +119,14 @@ class GRPOUpdater:
         u = torch.as_tensor(batch.u)[keep]
         logp_old = torch.as_tensor(batch.logp)[keep]
         mask = torch.as_tensor(batch.mask)[keep]
+        if cfg.decoupled:
+            with torch.no_grad():
+                logp_prox = self.policy.log_prob(obs, u)
+                log_w = (logp_prox - logp_old).clamp(-cfg.log_ratio_limit, math.log(cfg.behaviour_weight_cap))
+                weight = torch.exp(log_w)
+            adv, logp_old = adv * weight, logp_prox
+            real = mask > 0
+            stats["behaviour_weight"] = float(weight[real].mean()) if real.any() else 1.0
         n, g, t = mask.shape
         per = n if cfg.minibatch_groups <= 0 else min(cfg.minibatch_groups, n)
         normaliser = float(per * g * t)  # constant G * T_max per group (Dr. GRPO)

@@ -12,12 +12,11 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-
 from alpagym_env.evaluation import to_markdown
 from alpagym_train.bc import BCConfig, train_bc
 from alpagym_train.report import compare_on_suite
 from alpagym_train.sync import SyncConfig, train_sync
+from alpagym_train.threads import pin_torch_threads
 
 
 def main() -> None:
@@ -27,7 +26,7 @@ def main() -> None:
     parser.add_argument("--test-episodes", type=int, default=100)
     parser.add_argument("--out", default="runs/demo")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    pin_torch_threads(1)
     out, t0 = Path(args.out), time.perf_counter()
     print(f"1/3 behaviour cloning on the expert logs of {args.train_scenes} training scenes (open loop)")
     train_bc(BCConfig(train_scenes=args.train_scenes, val_scenes=40, epochs=15, out_dir=str(out / "bc")))

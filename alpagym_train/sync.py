@@ -22,6 +22,7 @@ from tqdm import tqdm
 from alpagym_train.algorithm import GRPOConfig, GRPOUpdater
 from alpagym_train.policy import GaussianPolicy, RolloutPolicy, load, save
 from alpagym_train.rollout import collect_groups, make_group_env
+from alpagym_train.threads import pin_torch_threads
 
 
 @dataclass
@@ -92,7 +93,7 @@ def train_sync(cfg: SyncConfig, policy: GaussianPolicy | None = None) -> tuple[G
     from alpagym_env.scenarios import load_suite
 
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.torch_threads)
+    pin_torch_threads(cfg.torch_threads)
     meta: dict[str, Any] = {}
     if policy is None:
         policy, meta = load(cfg.init)

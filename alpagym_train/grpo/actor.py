@@ -22,6 +22,7 @@ from alpagym_train.grpo.config import GRPORunConfig
 from alpagym_train.grpo.learner import EXIT_REDIS
 from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy
 from alpagym_train.rollout import collect_groups, make_group_env
+from alpagym_train.threads import pin_torch_threads
 from alpagym_train.transport import Transport, TransportError
 
 
@@ -93,7 +94,7 @@ def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, rest
     from alpagym_env.scenarios import load_suite
 
     ac = cfg.actors
-    torch.set_num_threads(int(spec.get("torch_threads", 1)))
+    pin_torch_threads(int(spec.get("torch_threads", 1)))
     threads = ac.numba_threads or max(1, (os.cpu_count() or 1) // max(1, local_actors))
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     env_kwargs = dict(spec["env"])

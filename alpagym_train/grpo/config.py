@@ -75,7 +75,7 @@ class ActorsConf:
 
     num: int = 2
     groups_per_push: int = 4
-    max_queue: int = 4
+    max_queue: int = 2
     heartbeat_ttl_s: float = 15.0
     idle_timeout_s: float = 300.0
     max_restarts: int = 10

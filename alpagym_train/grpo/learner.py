@@ -31,6 +31,7 @@ from alpagym_train.policy import GaussianPolicy, load, save
 from alpagym_train.rollout import GroupBatch
 from alpagym_train.rundir import RunLogger
 from alpagym_train.sync import evaluate_policy, set_log_std
+from alpagym_train.threads import pin_torch_threads
 from alpagym_train.transport import ReceivedGroup, Transport, TransportError
 
 CONSUMER = "learner"
@@ -240,7 +241,7 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str) -> int:
     """
     from alpagym_env.scenarios import load_suite
 
-    torch.set_num_threads(cfg.learner.torch_threads)
+    pin_torch_threads(cfg.learner.torch_threads)
     preflight(cfg)
     policy, meta, state, resumed = _initial(cfg)
     env_kwargs = cfg.plain()["env"]

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from alpagym_env.scenarios import load_suite  # noqa: E402
 from alpagym_train.algorithm import GRPOConfig, GRPOUpdater  # noqa: E402
 from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy, save  # noqa: E402
-from alpagym_train.rollout import collect_groups, make_group_env  # noqa: E402
+from alpagym_train.rollout import GroupBatch, collect_groups, make_group_env  # noqa: E402
 from alpagym_train.sync import SyncConfig, train_sync  # noqa: E402
 
 HORIZON = 30
@@ -87,3 +87,21 @@ def test_sync_loop_trains_logs_and_writes_a_checkpoint(tmp_path, scenes):
     assert (tmp_path / "run" / "policy.safetensors").exists()
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[-1])["env_steps"] > 0
+
+
+def test_decoupled_update_weighs_stale_steps_by_the_truncated_importance_ratio(batch):
+    policy, b = batch
+    stale = GroupBatch(**{**vars(b), "logp": b.logp + 3.0})  # the behaviour policy liked its actions more
+    updater = GRPOUpdater(_clone(policy), GRPOConfig(lr=1e-3, behaviour_weight_cap=2.0))
+    stats = updater.update(stale)
+    assert stats["behaviour_weight"] == pytest.approx(np.exp(-3.0), rel=1e-3)
+    assert 0.99 < GRPOUpdater(_clone(policy), GRPOConfig()).update(b)["behaviour_weight"] <= 1.0 + 1e-5
+    fresh = GroupBatch(**{**vars(b), "logp": b.logp - 3.0})  # weights above the cap are truncated
+    assert GRPOUpdater(_clone(policy), GRPOConfig()).update(fresh)["behaviour_weight"] == pytest.approx(2.0)
+    assert all(torch.isfinite(p).all() for p in updater.policy.parameters())
+
+
+def _clone(policy: GaussianPolicy) -> GaussianPolicy:
+    p = GaussianPolicy(policy.config)
+    p.load_state_dict(policy.state_dict())
+    return p
