@@ -40,12 +40,22 @@ def _load_for_eval(spec: str, config) -> NumpyPolicy:
     return policy
 
 
+def _load_sb3_for_eval(spec: str, config):
+    """Evaluation loader of SB3 ``.zip`` models; stable-baselines3 is imported only when one is loaded."""
+    from alpagym_train.baselines.sb3 import load_sb3_policy
+
+    return load_sb3_policy(spec, config)
+
+
 def register_loader() -> None:
-    """Entry point (``alpagym.policy_loaders``): lets ``alpagym_env.evaluate`` load ``.safetensors``."""
+    """Entry point (``alpagym.policy_loaders``): lets ``alpagym_env.evaluate`` load ``.safetensors``
+    checkpoints and the ``.zip`` models of `alpagym_train.baselines.sb3`."""
     from alpagym_env.evaluation.policy_spec import _LOADERS, register_policy_loader
 
     if not any(m == ".safetensors" for m, _ in _LOADERS):
         register_policy_loader(".safetensors", _load_for_eval)
+    if not any(m == ".zip" for m, _ in _LOADERS):
+        register_policy_loader(".zip", _load_sb3_for_eval)
 
 
 class NumpyPolicy:
