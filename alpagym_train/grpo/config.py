@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alpagym_env.config import EnvConfig
@@ -213,3 +214,23 @@ def from_plain(values: dict[str, Any]) -> GRPORunConfig:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(GRPORunConfig), values))
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> GRPORunConfig:
+    """The config `python -m alpagym_train.grpo *overrides` would run, built in-process (Hydra compose).
+
+    Example:
+        >>> cfg = compose(["learner.updates=10", "topology=single", "env=short"])  # doctest: +SKIP
+        >>> from alpagym_train.grpo.launch import run_all; run_all(cfg)  # doctest: +SKIP
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    register()
+    GlobalHydra.instance().clear()
+    conf_dir = str(Path(__file__).resolve().parent.parent / "conf")
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        cfg = hydra_compose("grpo", overrides=list(overrides))
+    return OmegaConf.to_object(cfg)
