@@ -13,7 +13,8 @@ This is the only module of AlpaGym that imports `redis`. Every key lives under `
 Payloads are safetensors (weights) and a msgpack header plus raw ``ndarray.tobytes()`` (rollouts); never
 pickle, so a peer can only send data, not code.
 
-Run ``python -m alpagym_train.transport`` to measure weight publish+fetch latency on a private server.
+Run ``python -m alpagym_train.transport`` to measure weight publish+fetch latency on a private server
+(`weight_sync_latency`).
 """
 
 from __future__ import annotations
@@ -489,17 +490,21 @@ class Transport:
             return {k.decode(): int(v) for k, v in self._r.hgetall(self.key("count", name)).items()}
 
 
-def _latency_benchmark(repeats: int = 20) -> None:
-    """Prints median publish+fetch latency of 0.1/1/10 MB float32 weights on a private server."""
+def weight_sync_latency(sizes_mb=(0.1, 1.0, 10.0), repeats: int = 20) -> list[dict[str, float]]:
+    """Median publish and fetch times of float32 weights of each size, on a private redis-server.
+
+    Returns:
+        One ``{"mb", "publish_ms", "fetch_ms", "total_ms"}`` per size.
+    """
     import torch
 
     from alpagym_train.redis_server import RedisServer
 
+    rows = []
     with RedisServer() as server:
         t = Transport(server.url, run_id="latency")
         version = 0
-        print(f"{'size':>8} {'publish ms':>11} {'fetch ms':>9} {'total ms':>9}")
-        for mb in (0.1, 1.0, 10.0):
+        for mb in sizes_mb:
             state = {"w": torch.randn(int(mb * 1e6 / 4))}
             pub, fetch = [], []
             for _ in range(repeats):
@@ -512,10 +517,13 @@ def _latency_benchmark(repeats: int = 20) -> None:
                 assert got is not None and got[0] == version
                 pub.append(t1 - t0)
                 fetch.append(t2 - t1)
-            p, f = np.median(pub) * 1e3, np.median(fetch) * 1e3
-            print(f"{mb:>6g}MB {p:>11.2f} {f:>9.2f} {p + f:>9.2f}")
+            p, f = float(np.median(pub) * 1e3), float(np.median(fetch) * 1e3)
+            rows.append({"mb": mb, "publish_ms": p, "fetch_ms": f, "total_ms": p + f})
         t.close()
+    return rows
 
 
 if __name__ == "__main__":
-    _latency_benchmark()
+    print(f"{'size':>8} {'publish ms':>11} {'fetch ms':>9} {'total ms':>9}")
+    for r in weight_sync_latency():
+        print(f"{r['mb']:>6g}MB {r['publish_ms']:>11.2f} {r['fetch_ms']:>9.2f} {r['total_ms']:>9.2f}")

@@ -165,6 +165,9 @@ class Learner:
             "scene_score": float(batch.scene_score.mean()),
             "policy_lag_p50": float(np.median(lags)),
             "policy_lag_max": int(lags.max()),
+            "policy_lag_counts": {
+                str(k): int(v) for k, v in zip(*np.unique(lags, return_counts=True), strict=True)
+            },
             "groups_dropped": int(self.counters["groups_dropped"]),
             "groups_used": int(self.counters["groups_used"]),
             "queue_length": self.transport.queue_length(),
