@@ -59,6 +59,14 @@ EXPECTATIONS: dict[str, Expect] = {
         requires=("stable_baselines3", "torch"),
     ),
     "trajectory_actions.py": Expect(output=("expert on ", "route on ", "tracking error mean")),
+    "two_machine_grpo.py": Expect(
+        output=(
+            "shared Redis: redis://:***@127.0.0.1",
+            "joined run 'two-machines'",
+            "actors that contributed: 2",
+        ),
+        requires=("torch", "redis"),
+    ),
     "convert_scenario.py": Expect(
         output=("converted 'example-straight'", "expert-log problems: none", "| expert | all | 1 | 1.000")
     ),
