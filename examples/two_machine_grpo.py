@@ -50,7 +50,7 @@ def main() -> None:
     for d in machines.values():
         d.mkdir(parents=True, exist_ok=True)
 
-    bc = machines["A"] / "bc" / "policy.safetensors"
+    bc = (machines["A"] / "bc" / "policy.safetensors").resolve()
     epochs = 3 if args.quick else 20
     train_bc(
         BCConfig(suite="smoke", val_suite="smoke", epochs=epochs, out_dir=str(bc.parent), progress=False)
@@ -65,7 +65,9 @@ def main() -> None:
         actor = ("topology=actor", f"redis.url={url}", "actors.numba_threads=1")
         actors = [grpo(*actor, cwd=machines[m]) for m in ("B", "C")]
         code = learner.wait()
-        for a in actors:
+        for a in actors:  # they exit by themselves once the learner is done; not if it failed
+            if code != 0:
+                a.terminate()
             a.wait(timeout=60)
     if code != 0:
         sys.exit(f"the learner failed (exit {code})")
