@@ -108,6 +108,14 @@ class GRPOUpdater:
             adv = L.step_advantages(rewards[keep], mask[keep], cfg.scale)
         return L.clip_advantages(adv, cfg.adv_clip), keep
 
+    def _entropy(self, obs: torch.Tensor, normaliser: float) -> torch.Tensor:
+        """The entropy term of (M, D) real steps; without a network pass when it is only logged (the
+        coefficient is 0 and the std does not depend on the observation)."""
+        if self.config.entropy_coef == 0 and not self.policy.config.state_dependent_std:
+            with torch.no_grad():
+                return self.policy.entropy(obs[:1]).sum() * len(obs) / normaliser
+        return L.entropy_bonus(self.policy.entropy(obs), torch.ones(len(obs)), normaliser)
+
     def update(self, batch: GroupBatch) -> dict[str, float]:
         """Applies `epochs` passes of clipped policy gradient on `batch`; returns the statistics."""
         cfg = self.config
@@ -115,19 +123,23 @@ class GRPOUpdater:
         stats = {"groups": float(len(keep)), "groups_kept": float(keep.sum()), "steps": float(batch.steps)}
         if not keep.any():
             return stats | {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
-        obs = torch.as_tensor(batch.obs)[keep]
-        u = torch.as_tensor(batch.u)[keep]
-        logp_old = torch.as_tensor(batch.logp)[keep]
         mask = torch.as_tensor(batch.mask)[keep]
+        n, g, t = mask.shape
+        # Only real steps are computed: the (N, G, T) padding of early-ended rollouts is dropped. Every
+        # loss term is a per-step sum under the constant normaliser, so this changes nothing but time.
+        real = mask > 0
+        obs = torch.as_tensor(batch.obs)[keep][real]
+        u = torch.as_tensor(batch.u)[keep][real]
+        logp_old = torch.as_tensor(batch.logp)[keep][real]
+        adv = adv[real]
+        group_of = torch.arange(n)[:, None, None].expand(n, g, t)[real]  # (M,) group of each real step
         if cfg.decoupled:
             with torch.no_grad():
                 logp_prox = self.policy.log_prob(obs, u)
                 log_w = (logp_prox - logp_old).clamp(-cfg.log_ratio_limit, math.log(cfg.behaviour_weight_cap))
                 weight = torch.exp(log_w)
             adv, logp_old = adv * weight, logp_prox
-            real = mask > 0
-            stats["behaviour_weight"] = float(weight[real].mean()) if real.any() else 1.0
-        n, g, t = mask.shape
+            stats["behaviour_weight"] = float(weight.mean()) if len(weight) else 1.0
         per = n if cfg.minibatch_groups <= 0 else min(cfg.minibatch_groups, n)
         normaliser = float(per * g * t)  # constant G * T_max per group (Dr. GRPO)
         ref_logp = None
@@ -140,14 +152,15 @@ class GRPOUpdater:
         for _ in range(cfg.epochs):
             order = torch.randperm(n, generator=self.generator)
             for i in range(0, n, per):
-                idx = order[i : i + per]
-                logp = self.policy.log_prob(obs[idx], u[idx])
-                loss, s = L.ppo_clip_loss(logp, logp_old[idx], adv[idx], mask[idx], normaliser, cfg.clip_eps,
+                rows = torch.isin(group_of, order[i : i + per]) if per < n else slice(None)
+                ones = torch.ones_like(logp_old[rows])
+                logp = self.policy.log_prob(obs[rows], u[rows])
+                loss, s = L.ppo_clip_loss(logp, logp_old[rows], adv[rows], ones, normaliser, cfg.clip_eps,
                                           cfg.log_ratio_limit)  # fmt: skip
-                ent = L.entropy_bonus(self.policy.entropy(obs[idx]), mask[idx], normaliser)
+                ent = self._entropy(obs[rows], normaliser)
                 kl = torch.zeros(())
                 if ref_logp is not None:
-                    kl = L.kl_k3(logp, ref_logp[idx], mask[idx], normaliser)
+                    kl = L.kl_k3(logp, ref_logp[rows], ones, normaliser)
                 total = loss + cfg.kl_coef * kl - cfg.entropy_coef * ent
                 self.optimizer.zero_grad()
                 total.backward()

@@ -44,7 +44,7 @@ def dispatch(cfg) -> int:
         return run_learner(cfg, cfg.redis.url, run_id_for(cfg))
     from alpagym_train.grpo.actor import run_actor
 
-    return run_actor(cfg, cfg.redis.url, cfg.redis.run_id, local_actors=1)
+    return run_actor(cfg, cfg.redis.url, cfg.redis.run_id, sharing=1)
 
 
 if __name__ == "__main__":

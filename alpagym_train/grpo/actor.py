@@ -63,7 +63,7 @@ def _wait_for_spec(transport: Transport, timeout_s: float) -> dict:
 
 
 def run_actor(cfg: GRPORunConfig, url: str, run_id: str, index: int = 0, restart: int = 0,
-              local_actors: int = 1) -> int:  # fmt: skip
+              sharing: int = 1) -> int:  # fmt: skip
     """The actor process; returns its exit status (0 when the run is over, `EXIT_REDIS` without Redis).
 
     Args:
@@ -72,14 +72,15 @@ def run_actor(cfg: GRPORunConfig, url: str, run_id: str, index: int = 0, restart
         run_id: The run, or '' to join the only run on the server.
         index: Actor number on this machine (its id is ``{host}-{pid}-{index}``).
         restart: How many times the supervisor restarted this actor (varies its seed).
-        local_actors: Actors sharing this machine's cores (sizes the simulator's thread pool).
+        sharing: Busy processes sharing this machine's cores, this actor included (sizes the
+            simulator's thread pool when ``actors.numba_threads`` is 0).
     """
     ac = cfg.actors
     actor_id = f"{socket.gethostname()}-{os.getpid()}-{index}"
     try:
         transport = join_run(url, run_id, ac.idle_timeout_s, cfg.redis.timeout_s)
         spec = _wait_for_spec(transport, ac.idle_timeout_s)
-        return _loop(cfg, transport, spec, actor_id, index, restart, local_actors)
+        return _loop(cfg, transport, spec, actor_id, index, restart, sharing)
     except TransportError as e:
         print(f"actor {actor_id}: {e}; exiting", file=sys.stderr, flush=True)
         return EXIT_REDIS
@@ -88,14 +89,14 @@ def run_actor(cfg: GRPORunConfig, url: str, run_id: str, index: int = 0, restart
 
 
 def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, restart: int,
-          local_actors: int) -> int:  # fmt: skip
+          sharing: int) -> int:  # fmt: skip
     import numba
 
     from alpagym_env.scenarios import load_suite
 
     ac = cfg.actors
     pin_torch_threads(int(spec.get("torch_threads", 1)))
-    threads = ac.numba_threads or max(1, (os.cpu_count() or 1) // max(1, local_actors))
+    threads = ac.numba_threads or max(1, (os.cpu_count() or 1) // max(1, sharing))
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     env_kwargs = dict(spec["env"])
     scenes = load_suite(env_kwargs["suite"])

@@ -70,7 +70,8 @@ class ActorsConf:
         heartbeat_ttl_s: An actor whose heartbeat is older than this counts as dead.
         idle_timeout_s: An actor exits when no new weights appear for this long (a learner gone for good).
         max_restarts: Restarts of dead actors the supervisor allows per run before it gives up.
-        numba_threads: Simulator threads per actor; 0: the machine's cores shared among the local actors.
+        numba_threads: Simulator threads per actor; 0: the machine's cores shared among the local actors
+            and the learner.
         seed: Base seed; actor i samples scenes and noise from seed + 1000 * (i + 1) + restart.
     """
 

@@ -63,7 +63,8 @@ def _supervise(cfg: GRPORunConfig, url: str, run_id: str) -> int:
     restarts = [0] * n
 
     def spawn(i: int) -> mp.Process:
-        p = ctx.Process(target=_actor_main, args=(values, url, run_id, i, restarts[i], n), name=f"actor-{i}")
+        args = (values, url, run_id, i, restarts[i], n + 1)  # the learner shares the cores too
+        p = ctx.Process(target=_actor_main, args=args, name=f"actor-{i}")
         p.start()
         return p
 
