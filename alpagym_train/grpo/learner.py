@@ -117,7 +117,8 @@ class Learner:
         have, deadline = 0, None if timeout_s is None else time.monotonic() + timeout_s
         while have < need:
             entries, self._backlog = self._backlog, []
-            entries = entries or self.transport.read_groups(CONSUMER, count=need - have, block_ms=500)
+            # One entry at a time: an entry holds several groups, so this takes no more than needed.
+            entries = entries or self.transport.read_groups(CONSUMER, count=1, block_ms=500)
             if not entries and deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"no rollout groups arrived within {timeout_s:g} s")
             stale = []

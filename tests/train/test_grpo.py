@@ -95,7 +95,9 @@ def test_decoupled_update_weighs_stale_steps_by_the_truncated_importance_ratio(b
     updater = GRPOUpdater(_clone(policy), GRPOConfig(lr=1e-3, behaviour_weight_cap=2.0))
     stats = updater.update(stale)
     assert stats["behaviour_weight"] == pytest.approx(np.exp(-3.0), rel=1e-3)
-    assert GRPOUpdater(_clone(policy), GRPOConfig()).update(b)["behaviour_weight"] == pytest.approx(1.0, abs=0.05)
+    assert GRPOUpdater(_clone(policy), GRPOConfig()).update(b)["behaviour_weight"] == pytest.approx(
+        1.0, abs=0.05
+    )
     fresh = GroupBatch(**{**vars(b), "logp": b.logp - 3.0})  # weights above the cap are truncated
     assert GRPOUpdater(_clone(policy), GRPOConfig()).update(fresh)["behaviour_weight"] == pytest.approx(2.0)
     assert all(torch.isfinite(p).all() for p in updater.policy.parameters())
