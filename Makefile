@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch must be installed before anything that depends on torch.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench results clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/env_step.py --profile
+
+# BC, BC + GRPO, SB3 PPO and SAC at one env-step budget on the test suite (~10-15 min on 2 cores).
+results: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) benchmarks/results.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
