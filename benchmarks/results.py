@@ -5,8 +5,9 @@ For each training seed, on the first `--train-scenes` scenes of the train suite:
 1. BC: behaviour cloning on the expert logs of those scenes (open loop, no env steps), early-stopped on
    the validation loss (`alpagym_train.bc`).
 2. BC + GRPO: the async trainer (`python -m alpagym_train.grpo`: a private redis-server, the learner and
-   its actors) from that checkpoint, for the whole updates that the env-step budget covers; the final
-   policy is the one with the best validation score (the trainer's ``learner.keep_best``).
+   its actors) from that checkpoint until the update that reaches the env-step budget
+   (``learner.max_env_steps``); the final policy is the one with the best validation score (the
+   trainer's ``learner.keep_best``).
 3. SB3 PPO and SAC from scratch (`alpagym_train.baselines.sb3`), each for exactly the env steps GRPO
    used with that seed (for the budget itself when GRPO is not run).
 
@@ -63,9 +64,6 @@ LABELS = {
 REFERENCES = ("idm", "constant_velocity", "expert", "random")
 # Leaderboard columns of the table; ``comfort`` is the fraction of steps passing AlpaSim's six checks.
 COLUMNS = ("scene_score", "collision_at_fault", "offroad", "progress", "comfort")
-# A GRPO rollout from a BC checkpoint lasts about half the horizon on average (measured: 123k-192k env
-# steps in 23-29 updates of 8 x 8 rollouts of 200 steps); it sets the updates that cover the budget.
-ROLLOUT_FRACTION = 0.5
 GROUPS, GROUP_SIZE = 8, 8
 VERSIONED = ("alpagym", "torch", "stable-baselines3", "numpy", "numba", "gymnasium", "matplotlib")
 
@@ -104,7 +102,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--val-scenes", type=int, default=40)
     parser.add_argument("--test-episodes", type=int, default=200)
     parser.add_argument("--horizon", type=int, default=200, help="episode steps, training and evaluation")
-    parser.add_argument("--grpo-updates", type=int, default=None, help="default: what the budget covers")
+    parser.add_argument("--grpo-updates", type=int, default=10_000, help="a cap; the budget ends GRPO first")
     # On 2 cores `local` (two actors) matched `single` in wall-clock and scored as well or better on test
     # (measured over two seeds at 23 updates), so it is the default, as in the trainer's config.
     parser.add_argument("--topology", choices=("local", "single"), default="local")
@@ -135,24 +133,16 @@ def run_bc(args: argparse.Namespace, seed: int) -> Run:
     return Run("bc", seed, str(out / "policy.safetensors"), summary["seconds"], 0, info=info)
 
 
-def grpo_updates(args: argparse.Namespace) -> int:
-    """The GRPO updates that cover about `args.env_steps` (`--grpo-updates` when given)."""
-    if args.grpo_updates:
-        return args.grpo_updates
-    per_update = GROUPS * GROUP_SIZE * args.horizon * ROLLOUT_FRACTION
-    return max(1, round(args.env_steps / per_update))
-
-
 def run_grpo(args: argparse.Namespace, seed: int, init: str) -> Run:
     """Async closed-loop GRPO from the BC checkpoint `init`, on the same training scenes."""
     run_dir = Path(args.out) / f"grpo_seed{seed}"
-    updates = grpo_updates(args)
     overrides = [
         f"topology={args.topology}", f"run_dir={run_dir}", f"progress={args.progress}",
-        f"env.horizon={args.horizon}", f"learner.init={init}", f"learner.updates={updates}",
+        f"env.horizon={args.horizon}", f"learner.init={init}", f"learner.updates={args.grpo_updates}",
         f"learner.groups_per_update={GROUPS}", f"learner.group_size={GROUP_SIZE}",
         f"learner.train_scenes={args.train_scenes}", f"learner.val_scenes={args.val_scenes}",
-        f"learner.eval_every={min(10, max(1, updates // 6))}", f"learner.seed={seed}", f"actors.seed={seed}",
+        f"learner.max_env_steps={args.env_steps}", "learner.eval_every=5", f"learner.seed={seed}",
+        f"actors.seed={seed}",
         *args.grpo,
     ]  # fmt: skip
     cfg = compose(overrides)
@@ -171,7 +161,7 @@ def run_grpo(args: argparse.Namespace, seed: int, init: str) -> Run:
     last = [r for r in records if "env_steps" in r][-1]
     best = max(records, key=lambda r: r.get("val/scene_score", -math.inf))
     info = {
-        "updates": updates,
+        "updates": last["update"],
         "overrides": overrides,
         "best_update": best["update"],
         "best_val_scene_score": best["val/scene_score"],
@@ -353,12 +343,12 @@ def versions() -> dict[str, str]:
 def notes(args: argparse.Namespace, runs: Sequence[Run]) -> list[str]:
     """What the table's numbers mean, in the words of the settings that produced them."""
     lines = [
-        f"Budget: about {args.env_steps:,} closed-loop env steps per RL run. GRPO counts in whole "
-        f"updates: {grpo_updates(args)} updates of at least {GROUPS} groups x {GROUP_SIZE} rollouts "
-        f"(topology `{args.topology}`), whose rollouts end early or run the horizon, so the steps it "
-        "uses vary; PPO and SAC then get exactly the env steps GRPO used with the same seed (PPO "
-        "rounds up to whole rollouts of 8 envs x 256 steps). 'env steps' and 'train time' are means "
-        "over seeds; train time is wall-clock on this shared 2-core machine.",
+        f"Budget: {args.env_steps:,} closed-loop env steps per RL run. GRPO stops after the update that "
+        f"reaches it ({np.mean([r.info['updates'] for r in runs if r.method == 'grpo'] or [0]):.0f} "
+        f"updates of {GROUPS} groups x {GROUP_SIZE} rollouts, topology `{args.topology}`, so it "
+        "overshoots by less than one update); PPO and SAC then get exactly the env steps GRPO used "
+        "with the same seed (PPO rounds up to whole rollouts of 8 envs x 256 steps). 'env steps' and "
+        "'train time' are means over seeds; train time is wall-clock on this shared 2-core machine.",
         "BC learns from the expert logs of the same training scenes (0 env steps, "
         f"{np.mean([r.info['train_samples'] for r in runs if r.method == 'bc'] or [0]):,.0f} "
         "logged observation-action pairs) and early-stops on the validation loss. BC + GRPO starts "
@@ -392,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             runs += [bc] if "bc" in args.methods else []
         steps = args.env_steps
         if "grpo" in args.methods:
-            print(f"[seed {seed}] BC + GRPO: {grpo_updates(args)} updates ({args.topology})", flush=True)
+            print(f"[seed {seed}] BC + GRPO: {args.env_steps:,} env steps ({args.topology})", flush=True)
             runs.append(run_grpo(args, seed, bc.policy))
             steps = runs[-1].env_steps
         for algo in ("ppo", "sac"):
@@ -421,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "args": vars(args),
         "versions": versions(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "budget": {"env_steps": args.env_steps, "grpo_updates": grpo_updates(args)},
+        "budget": {"env_steps": args.env_steps, "grpo_update_cap": args.grpo_updates},
         "runs": [{k: v for k, v in asdict(r).items() if k != "curves"} for r in runs],
         "test": {
             r.policy: {"episodes": r.episodes, **{c: r.metrics[c] for c in COLUMNS}, **extra[r.policy]}

@@ -92,6 +92,8 @@ class LearnerConf:
     Attributes:
         init: Checkpoint to start from (the BC policy, `python -m alpagym_train.bc`).
         updates: GRPO updates (the run ends after this many).
+        max_env_steps: An env-step budget: the run also ends after the update that reaches this many
+            closed-loop env steps (None: `updates` alone ends it).
         groups_per_update: Groups (scenes) per update, N.
         group_size: Rollouts per group, G.
         max_policy_lag: Groups rolled out by weights more than this many versions old are dropped.
@@ -111,6 +113,7 @@ class LearnerConf:
 
     init: str = "runs/bc/policy.safetensors"
     updates: int = 40
+    max_env_steps: int | None = None
     groups_per_update: int = 8
     group_size: int = 8
     max_policy_lag: int = 2

@@ -238,7 +238,8 @@ def _check_policy_fits(policy: GaussianPolicy, env_kwargs: dict, reward: list) -
 
 
 def run_learner(cfg: GRPORunConfig, url: str, run_id: str) -> int:
-    """The learner process: trains ``learner.updates`` updates; returns the exit status.
+    """The learner process: trains ``learner.updates`` updates (or up to ``learner.max_env_steps``);
+    returns the exit status.
 
     0 when done (the final policy is at ``{run_dir}/policy.safetensors``), `EXIT_REDIS` when Redis went
     away (a checkpoint of the progress so far is written first), 130 on Ctrl-C (likewise).
@@ -295,14 +296,16 @@ def _train(cfg, learner: Learner, val, eval_kwargs, logger: RunLogger, meta: dic
     lc, state = cfg.learner, learner.state
     t0, steps0 = time.perf_counter(), state.env_steps
     bar = tqdm(total=lc.updates, initial=state.update, desc="grpo", disable=not cfg.progress, file=sys.stdout)
-    while state.update < lc.updates:
+    budget = lc.max_env_steps if lc.max_env_steps is not None else float("inf")
+    while state.update < lc.updates and state.env_steps < budget:
         rec = learner.step()
         rec["seconds"] = time.perf_counter() - t0
         rec["env_steps_per_s"] = (state.env_steps - steps0) / max(rec["seconds"], 1e-9)
-        if state.update == lc.updates or (lc.eval_every and state.update % lc.eval_every == 0):
+        last = state.update == lc.updates or state.env_steps >= budget
+        if last or (lc.eval_every and state.update % lc.eval_every == 0):
             rec |= _evaluate(learner, val, eval_kwargs, None, state.update)
         logger.log(state.update, rec)
-        if state.update == lc.updates or (lc.checkpoint_every and state.update % lc.checkpoint_every == 0):
+        if last or (lc.checkpoint_every and state.update % lc.checkpoint_every == 0):
             save_checkpoint(cfg.run_dir, learner.policy, meta, learner.trainer_state(), cfg.plain())
         bar.update(1)
         bar.set_postfix(

@@ -32,8 +32,6 @@ def test_results_writes_a_row_per_method_and_the_columns(tmp_path, monkeypatch, 
     argv += [
         "--horizon",
         "40",
-        "--grpo-updates",
-        "1",
         "--references",
         "idm",
         "expert",
@@ -58,7 +56,10 @@ def test_results_writes_a_row_per_method_and_the_columns(tmp_path, monkeypatch, 
     assert set(columns) <= set(rows[0]), sorted(set(columns) - set(rows[0]))
     by_policy = {r["policy"]: r for r in rows}
     grpo_steps = float(by_policy[results.LABELS["grpo"]]["env_steps"])
-    assert grpo_steps > 0 and float(by_policy[results.LABELS["bc"]]["env_steps"]) == 0
+    assert grpo_steps >= 2000 and float(by_policy[results.LABELS["bc"]]["env_steps"]) == 0  # the budget
+    grpo_run = next(r for r in summary["runs"] if r["method"] == "grpo")
+    assert grpo_steps - 8 * 8 * 40 < 2000  # it stopped after the update that reached the budget
+    assert grpo_run["info"]["updates"] >= 1
     # SB3 gets GRPO's env steps (PPO rounds up to whole rollouts of 8 envs x 256 steps, SAC to whole
     # collections of 8 envs x train_freq 2 steps).
     assert grpo_steps <= float(by_policy[results.LABELS["ppo"]]["env_steps"]) < grpo_steps + 2048
