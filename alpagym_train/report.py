@@ -15,7 +15,8 @@ def compare_on_suite(
     """Drives each checkpoint and reference policy closed-loop on `suite` and returns the overall rows.
 
     Args:
-        checkpoints: Display name -> checkpoint path (loaded by the registered `.safetensors` loader).
+        checkpoints: Display name -> checkpoint path (`.safetensors`, or an SB3 `.zip`: any SPEC a
+            registered policy loader reads).
         references: Built-in policy SPECs to score beside them.
         suite: Suite name or file (`alpagym_env.evaluation.load_scenarios`).
         episodes: Cap on the scenes (round-robin over families); None for all.
