@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 
@@ -29,7 +30,7 @@ def main() -> None:
 
 def dispatch(cfg) -> int:
     """Runs `cfg.role` in this process; returns the exit status."""
-    from alpagym_train.grpo.launch import run_all, run_id_for
+    from alpagym_train.grpo.launch import interrupt, run_all, run_id_for
 
     if cfg.role == "all":
         return run_all(cfg)
@@ -38,6 +39,7 @@ def dispatch(cfg) -> int:
             f"role={cfg.role} needs redis.url=redis://host:port/db (the server of the run)", file=sys.stderr
         )
         return 2
+    signal.signal(signal.SIGTERM, interrupt)  # a SIGTERM stops it as Ctrl-C does (checkpoint first)
     if cfg.role == "learner":
         from alpagym_train.grpo.learner import run_learner
 

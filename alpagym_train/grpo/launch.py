@@ -4,12 +4,13 @@ The supervisor (this process) starts a `RedisServer` when ``redis.url`` is unset
 ``actors.num`` actor processes (multiprocessing, spawn). It restarts an actor that dies (a crash, an
 OOM kill, ``kill -9``) up to ``actors.max_restarts`` times, and finishes when the learner does: the
 learner's stop request lets the actors exit after their current group, stragglers are terminated,
-and the private Redis is stopped. Ctrl-C asks the learner to checkpoint and everything to stop.
+and the private Redis is stopped. Ctrl-C or SIGTERM makes the learner checkpoint and everything stop.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import sys
 import time
 from pathlib import Path
@@ -48,11 +49,18 @@ def run_all(cfg: GRPORunConfig) -> int:
     run_id = run_id_for(cfg)
     if server is not None:
         print(f"private redis-server on 127.0.0.1:{server.port} (no persistence)", flush=True)
+    previous = signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops the run as Ctrl-C does
     try:
         return _supervise(cfg, url, run_id)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if server is not None:
             server.stop()
+
+
+def interrupt(signum, frame) -> None:
+    """Signal handler raising KeyboardInterrupt (installed for SIGTERM)."""
+    raise KeyboardInterrupt
 
 
 def _supervise(cfg: GRPORunConfig, url: str, run_id: str) -> int:
@@ -91,7 +99,9 @@ def _supervise(cfg: GRPORunConfig, url: str, run_id: str) -> int:
                 print(msg, file=sys.stderr, flush=True)
                 actors[i] = spawn(i)
     except KeyboardInterrupt:
-        # The terminal sent SIGINT to every process of the group: the learner checkpoints and exits.
+        # A Ctrl-C reaches every process of the terminal's group; a SIGTERM only this one: the stop
+        # request tells the learner (which checkpoints and exits) and the actors either way.
+        _request_stop(url, run_id, "interrupted")
         learner.join(GRACE_S)
         _finish([learner, *actors], grace_s=5.0)
         return 130

@@ -38,6 +38,10 @@ CONSUMER = "learner"
 EXIT_REDIS = 3  # exit status of a process that lost Redis (the supervisor does not restart it)
 
 
+class StopRequested(Exception):
+    """Another process of the run (the supervisor on Ctrl-C or SIGTERM) asked it to stop."""
+
+
 def concat_groups(batches: list[GroupBatch]) -> GroupBatch:
     """One `GroupBatch` of all groups of `batches`, in order (policy_version: the oldest)."""
     if len(batches) == 1:
@@ -116,6 +120,8 @@ class Learner:
         lags, dropped, per_actor = [], 0, Counter()
         have, deadline = 0, None if timeout_s is None else time.monotonic() + timeout_s
         while have < need:
+            if (reason := self.transport.stop_reason()) is not None:
+                raise StopRequested(reason)
             entries, self._backlog = self._backlog, []
             # One entry at a time: an entry holds several groups, so this takes no more than needed.
             entries = entries or self.transport.read_groups(CONSUMER, count=1, block_ms=500)
@@ -277,7 +283,7 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str) -> int:
     except TransportError as e:
         print(f"learner: {e}; stopping (progress is checkpointed)", file=sys.stderr, flush=True)
         status = EXIT_REDIS
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopRequested):
         print("learner: interrupted; checkpointing", file=sys.stderr, flush=True)
         status = 130
     finally:

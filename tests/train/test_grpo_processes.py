@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -198,3 +199,20 @@ def test_cli_errors_name_the_problem(tmp_path):
     for arg, message in cases.items():
         code, _, err = _finish(_start([arg, f"run_dir={tmp_path / 'run'}"], tmp_path), timeout=60)
         assert code != 0 and message in err, (arg, err[-2000:])
+
+
+def test_sigterm_checkpoints_and_stops_everything_with_the_private_redis(
+    redis_required, init_policy, tmp_path
+):
+    run = tmp_path / "run"
+    args = [f"learner.init={init_policy}", f"run_dir={run}", "learner.updates=1000", "actors.num=1"]
+    proc = _start(SMALL + args, tmp_path)
+    _wait_for(lambda: len(_updates(run)) >= 2, 120, "two updates", proc)
+    proc.send_signal(signal.SIGTERM)
+    code, out, err = _finish(proc, timeout=90)
+    assert code == 130, err[-3000:]
+    assert "learner: interrupted; checkpointing" in err
+    assert (run / "checkpoints" / "latest").is_file()
+    port = int(out.split("private redis-server on 127.0.0.1:")[1].split()[0])
+    with pytest.raises(OSError):  # the private server is gone too
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
