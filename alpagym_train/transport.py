@@ -415,14 +415,27 @@ class Transport:
         with self._reach():
             return int(self._r.xlen(self.stream))
 
+    def unread_length(self) -> int:
+        """Entries no consumer has read yet (XLEN minus the pending entries, read in one MULTI)."""
+        with self._reach():
+            self._ensure_group()
+            with self._r.pipeline(transaction=True) as pipe:
+                pipe.xlen(self.stream)
+                pipe.xpending(self.stream, CONSUMER_GROUP)
+                length, pending = pipe.execute()
+        return int(length) - int(pending["pending"])
+
     def wait_for_room(self, max_len: int, timeout_s: float, poll_s: float = 0.01) -> bool:
-        """Back-pressure for actors: blocks while the queue is longer than `max_len`.
+        """Back-pressure for actors: blocks while more than `max_len` entries wait unread.
+
+        Entries the learner has read but not yet acknowledged do not count: it may need more of them
+        than `max_len` for one update, and counting them would stop the actors it is waiting for.
 
         Returns:
-            True once ``queue_length() <= max_len``, False if that did not happen within `timeout_s`.
+            True once ``unread_length() <= max_len``, False if that did not happen within `timeout_s`.
         """
         deadline = time.monotonic() + timeout_s
-        while self.queue_length() > max_len:
+        while self.unread_length() > max_len:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(poll_s)

@@ -61,8 +61,9 @@ def main() -> None:
         url = server.url
         print(f"shared Redis: {url.replace('s3cret', '***')}")
         run = ["redis.run_id=two-machines", f"learner.init={bc}", f"learner.updates={updates}", "run_dir=run"]
+        run += ["learner.min_actors=2"]  # start training once both machines' actors are up
         learner = grpo("topology=learner", f"redis.url={url}", *run, *small, cwd=machines["A"])
-        actor = ("topology=actor", f"redis.url={url}", "actors.numba_threads=1")
+        actor = ("topology=actor", f"redis.url={url}", "actors.numba_threads=1", "actors.groups_per_push=1")
         actors = [grpo(*actor, cwd=machines[m]) for m in ("B", "C")]
         code = learner.wait()
         for a in actors:  # they exit by themselves once the learner is done; not if it failed

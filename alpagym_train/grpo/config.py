@@ -66,7 +66,7 @@ class ActorsConf:
     Attributes:
         num: Actor processes started by ``role=all`` (``role=actor`` starts one).
         groups_per_push: Groups each actor rolls out at once and pushes as one stream entry.
-        max_queue: Back-pressure: an actor waits while the stream holds more entries than this.
+        max_queue: Back-pressure: an actor waits while more stream entries than this wait unread.
         heartbeat_ttl_s: An actor whose heartbeat is older than this counts as dead.
         idle_timeout_s: An actor exits when no new weights appear for this long (a learner gone for good).
         max_restarts: Restarts of dead actors the supervisor allows per run before it gives up.
@@ -96,6 +96,8 @@ class LearnerConf:
             closed-loop env steps (None: `updates` alone ends it).
         groups_per_update: Groups (scenes) per update, N.
         group_size: Rollouts per group, G.
+        min_actors: Wait until this many actors are alive before the first update (e.g. the machines
+            of a multi-machine run).
         max_policy_lag: Groups rolled out by weights more than this many versions old are dropped.
         log_std: Exploration noise set before training (None keeps the checkpoint's). Small noise keeps
             group members near the policy, so their differences measure its choices: at -2 every
@@ -116,6 +118,7 @@ class LearnerConf:
     max_env_steps: int | None = None
     groups_per_update: int = 8
     group_size: int = 8
+    min_actors: int = 0
     max_policy_lag: int = 2
     log_std: float | None = -3.0
     train_scenes: int | None = None

@@ -177,7 +177,7 @@ class Learner:
             },
             "groups_dropped": int(self.counters["groups_dropped"]),
             "groups_used": int(self.counters["groups_used"]),
-            "queue_length": self.transport.queue_length(),
+            "queue_length": self.transport.unread_length(),
             "live_actors": len(self.transport.live_actors()),
             "sync_ms": self.sync_ms,
             "wait_s": t_gather,
@@ -278,6 +278,7 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str) -> int:
         )
         if state.update == 0:
             _evaluate(learner, val, eval_kwargs, logger, None)
+        _wait_for_actors(transport, cfg.learner.min_actors)
         _train(cfg, learner, val, eval_kwargs, logger, meta)
         transport.request_stop("done")
     except TransportError as e:
@@ -296,6 +297,16 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str) -> int:
         except TransportError:
             pass
     return status
+
+
+def _wait_for_actors(transport: Transport, count: int) -> None:
+    """Blocks until `count` actors send heartbeats (or the run is asked to stop)."""
+    if count and len(transport.live_actors()) < count:
+        print(f"learner: waiting for {count} actors", flush=True)
+    while len(transport.live_actors()) < count:
+        if (reason := transport.stop_reason()) is not None:
+            raise StopRequested(reason)
+        time.sleep(0.2)
 
 
 def _train(cfg, learner: Learner, val, eval_kwargs, logger: RunLogger, meta: dict) -> None:

@@ -30,7 +30,7 @@ SMALL = [
     "learner.eval_every=0",
     "learner.checkpoint_every=1",
     "actors.groups_per_push=1",
-    "actors.max_queue=2",
+    "actors.max_queue=1",  # fewer than an update needs: back-pressure must not stop the actors it waits for
     "progress=false",
 ]
 
@@ -161,6 +161,7 @@ def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, ini
             "role=learner",
             "redis.run_id=shared",
             "learner.updates=8",
+            "learner.min_actors=2",
         ],
         dirs["learner"],
     )
