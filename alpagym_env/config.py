@@ -255,13 +255,29 @@ class ControllerConfig:
 class TerminationConfig:
     """Which events end an episode early (`terminated=True`); the horizon truncates.
 
+    An episode terminates on the step where any enabled condition holds:
+
+    - ``at_cut`` and the AlpaSim cut happens on this step (the first collision of any side, off-road, or
+      the ego >= `alpagym_env.metrics.CUT_DISTANCE` m from its logged path). The scorer ignores
+      everything after the cut, so by default nothing is earned or charged after it either, and the
+      reward, the termination and the episode metrics all judge the same steps. Being rear-ended ends
+      the episode without the at-fault penalty (the collision verdict is decided once per contact,
+      see `alpagym_env.metrics`).
+    - ``at_fault_collision``, ``any_collision``, ``offroad``: the event on this step. With ``at_cut``
+      these are implied (each is a cut), so they matter only with ``at_cut=False``: the older
+      drive-on behaviour, where the episode goes on after the cut until one of them (or the horizon)
+      ends it, while the episode metrics still stop at the cut.
+    - ``route_complete``: the ego reached the end of its route.
+
     Attributes:
-        at_fault_collision: Terminate on a front or lateral collision of the ego.
+        at_cut: Terminate at the AlpaSim cut.
+        at_fault_collision: Terminate on a front or lateral collision verdict of the ego.
         any_collision: Terminate on any collision, at fault or not.
         offroad: Terminate when a corner of the ego box leaves the drivable area.
         route_complete: Terminate when the ego reaches the end of its route.
     """
 
+    at_cut: bool = True
     at_fault_collision: bool = True
     any_collision: bool = False
     offroad: bool = True

@@ -13,7 +13,8 @@ Buffers (B scenes, N = max_agents slots, C controlled slots, T = horizon + 1 log
   lanes (B, C, L2, 5), lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
   gt (B, C, 2)
 - state: agent (B, N, 8), valid (B, N), path_s (B, N), t (B,), track (B, C, NUM_TRACK),
-  episode (B, C, NUM_CHANNELS, 3)
+  episode (B, C, NUM_CHANNELS, 3), contact (B, C, N) int8 (each controlled slot's latched collision
+  verdict against every slot; part of the snapshots, so a restored episode judges contacts alike)
 
 Capacities E, K, R, E2, L2, NB and S grow when a larger scene is loaded.
 """
@@ -47,7 +48,7 @@ ROUTE_FIELDS = (
     "n_stops",
     "gt",
 )
-STATE_FIELDS = ("agent", "valid", "path_s", "t", "track", "episode")
+STATE_FIELDS = ("agent", "valid", "path_s", "t", "track", "episode", "contact")
 
 
 def _fit(arr: np.ndarray, axis_sizes: dict[int, int]) -> np.ndarray:
@@ -127,6 +128,7 @@ class BatchedSim:
             "t": np.zeros(b, dtype=np.int64),
             "track": np.zeros((b, c, NUM_TRACK)),
             "episode": np.zeros((b, c, M.NUM_CHANNELS, 3)),
+            "contact": np.zeros((b, c, n), dtype=np.int8),
         }
         self._kernel_args: tuple | None = None
         self.scenario_index = np.full(b, -1, dtype=np.int64)
@@ -135,7 +137,7 @@ class BatchedSim:
         self.expert = np.zeros((b, c), dtype=np.bool_)
         self.active = np.ones(b, dtype=np.bool_)
         term = config.termination
-        flags = [term.at_fault_collision, term.any_collision, term.offroad, term.route_complete]
+        flags = [term.at_fault_collision, term.any_collision, term.offroad, term.route_complete, term.at_cut]
         ri = np.zeros(0, dtype=np.int64) if reward_index is None else np.asarray(reward_index, dtype=np.int64)
         rs = np.zeros(0) if reward_scale is None else np.asarray(reward_scale, dtype=np.float64)
         # Per-scene agent mode: the config's, switchable per scene (`agent_mode[b] = MODE_IDM`).

@@ -2,7 +2,9 @@
 
 The same `BatchedSim` with C controlled slots per scene: the ego and the C - 1 nearest moving
 vehicles are driven by the policies (each with its own dynamic bicycle, route, metrics, at-fault
-attribution and reward), the rest are simulated. `possible_agents` is fixed (``agent_0`` is the ego);
+attribution and reward), the rest are simulated. Each agent judges its contacts from its own side at
+first touch, so when one controlled vehicle rear-ends another only the follower is at fault; each
+ends at its own AlpaSim cut. `possible_agents` is fixed (``agent_0`` is the ego);
 an agent that terminates leaves `agents` and the scene for the rest of the episode.
 `BatchedMultiAgent` steps B such scenes at once with plain arrays, for speed.
 """

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 
-from alpagym_env.config import AgentsConfig, EnvConfig, TerminationConfig, TrajectoryConfig
+from alpagym_env.config import AgentsConfig, EnvConfig, TrajectoryConfig
 from alpagym_env.evaluation.leaderboard import Row, mean_ci, summarize, to_markdown
 from alpagym_env.evaluation.policy_spec import load_policy, register_policy_loader, unregister_policy_loader
 from alpagym_env.evaluation.runner import EpisodeResult, EpisodeSpec, episode_plan, run_episodes
@@ -44,9 +44,8 @@ __all__ = [
 
 
 def eval_config(agents: str = "replay", horizon: int = 200, **kwargs) -> EnvConfig:
-    """The env configuration of an evaluation: any collision also ends the episode (the AlpaSim cut
-    ignores everything after it, so this only saves time); other arguments as `EnvConfig.from_kwargs`."""
-    kwargs.setdefault("termination", TerminationConfig(any_collision=True))
+    """The env configuration of an evaluation; arguments as `EnvConfig.from_kwargs`. Episodes end at the
+    AlpaSim cut (`TerminationConfig.at_cut`, the default), after which the scorer ignores everything."""
     return EnvConfig.from_kwargs(agents=AgentsConfig(mode=agents), horizon=horizon, **kwargs)
 
 

@@ -42,8 +42,8 @@ from alpagym_env.sim.scene import R_S
 MODE_REPLAY, MODE_IDM = 0, 1
 # Action types (`EnvConfig.action_type`), the first entry of `step_batch`'s `ctrl` tuple.
 ACTION_CONTROL, ACTION_TRAJECTORY = 0, 1
-# Termination switches, indices into the `term` vector.
-T_AT_FAULT, T_ANY_COLLISION, T_OFFROAD, T_ROUTE_COMPLETE = range(4)
+# Termination switches, indices into the `term` vector (`TerminationConfig`).
+T_AT_FAULT, T_ANY_COLLISION, T_OFFROAD, T_ROUTE_COMPLETE, T_AT_CUT = range(5)
 
 
 @njit(cache=True)
@@ -64,8 +64,10 @@ def apply_action(agent, c, action, p, kind, ctrl_p, dt, work):
 
 @njit(cache=True)
 def _aggregate(episode, m, track):
+    """Adds this step to the episode's accumulators unless it is past the cut; returns True on the step
+    that makes the cut (first collision, off-road, or >= CUT_DISTANCE from the log)."""
     if track[TR_CUT] > 0.0:
-        return
+        return False
     for k in range(m.shape[0]):
         episode[k, M.ACC_SUM] += m[k]
         episode[k, M.ACC_MAX] = max(episode[k, M.ACC_MAX], m[k]) if track[TR_CUT_STEPS] > 0 else m[k]
@@ -73,6 +75,20 @@ def _aggregate(episode, m, track):
     track[TR_CUT_STEPS] += 1.0
     if m[M.COLLISION_ANY] > 0.0 or m[M.OFFROAD] > 0.0 or m[M.LANE_DEVIATION] >= M.CUT_DISTANCE:
         track[TR_CUT] = 1.0
+        return True
+    return False
+
+
+@njit(cache=True)
+def _terminates(term, m, cut_now):
+    """Whether the step that produced metrics `m` ends the episode (`TerminationConfig`)."""
+    return (
+        (term[T_AT_CUT] and cut_now)
+        or (term[T_AT_FAULT] and m[M.COLLISION_AT_FAULT] > 0.0)
+        or (term[T_ANY_COLLISION] and m[M.COLLISION_ANY] > 0.0)
+        or (term[T_OFFROAD] and m[M.OFFROAD] > 0.0)
+        or (term[T_ROUTE_COMPLETE] and m[M.ROUTE_COMPLETE] > 0.0)
+    )
 
 
 def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl):
@@ -91,9 +107,11 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
             gt (B, C, 2) ``[s_start, log_length]``.
         state: Tuple of the dynamic arrays, updated in place: agent (B, N, 8), valid (B, N),
-            path_s (B, N), t (B,), track (B, C, NUM_TRACK), episode (B, C, NUM_CHANNELS, 3).
-        params: Tuple: dynamics (P,), agents (7,), obs (8,), term (4,) bool, reward_index (Kr,),
-            reward_scale (Kr,), mode (B,) int64 (MODE_REPLAY or MODE_IDM per scene), dt, horizon.
+            path_s (B, N), t (B,), track (B, C, NUM_TRACK), episode (B, C, NUM_CHANNELS, 3),
+            contact (B, C, N) int8 latched collision verdicts (`alpagym_env.sim.measure`).
+        params: Tuple: dynamics (P,), agents (7,), obs (8,), term (5,) bool (the T_* switches),
+            reward_index (Kr,), reward_scale (Kr,), mode (B,) int64 (MODE_REPLAY or MODE_IDM per
+            scene), dt, horizon.
         out: Tuple of outputs: obs (B, C, D) float32, metrics (B, C, NUM_CHANNELS),
             reward_terms (B, C, Kr), reward (B, C), terminated (B, C) bool, truncated (B,) bool,
             scratch (B, N).
@@ -103,7 +121,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
     """
     log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
     route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes
-    agent, valid, path_s, t, track, episode = state
+    agent, valid, path_s, t, track, episode, contact = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
     obs, metrics, r_terms, reward, terminated, truncated, scratch = out
     kind, ctrl_p, ctrl_work, ctrl_flags = ctrl
@@ -158,22 +176,19 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             measure(agent[b], valid[b], size[b], n, c, s, lat, route_h, route_end, redges[b, c], ebins[b, c],
                     rlanes[b, c], lbins[b, c], n_bins[b, c], edges[b], n_edges[b], stops[b, c],
                     n_stops[b, c], light_now, log[b, c], log_valid[b, c], t1, dt, gt[b, c, 0],
-                    gt[b, c, 1], tr, m)  # fmt: skip
+                    gt[b, c, 1], tr, contact[b, c], m)  # fmt: skip
             total = 0.0
             for k in range(r_index.shape[0]):
                 r_terms[b, c, k] = r_scale[k] * m[r_index[k]]
                 total += r_terms[b, c, k]
             reward[b, c] = total
-            done = (
-                (term[T_AT_FAULT] and m[M.COLLISION_AT_FAULT] > 0.0)
-                or (term[T_ANY_COLLISION] and m[M.COLLISION_ANY] > 0.0)
-                or (term[T_OFFROAD] and m[M.OFFROAD] > 0.0)
-                or (term[T_ROUTE_COMPLETE] and m[M.ROUTE_COMPLETE] > 0.0)
-            )
+            # One verdict for every consumer: the reward terms above, the episode aggregate and the
+            # termination all read the same metric channels of this step.
+            cut_now = _aggregate(episode[b, c], m, tr)
+            done = _terminates(term, m, cut_now)
             terminated[b, c] = done
             if done:
                 tr[TR_DONE] = 1.0
-            _aggregate(episode[b, c], m, tr)
             write_obs(agent[b], valid[b], size[b], n, c, route[b, c], nr, s, tr[TR_LAT],
                       tr[TR_HEADING_ERR], m[M.PROGRESS], stops[b, c], n_stops[b, c], light_now, t[b],
                       obs_p, obs[b, c])  # fmt: skip
@@ -225,7 +240,7 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
     """
     log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
     route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes
-    agent, valid, path_s, t, track, episode = state
+    agent, valid, path_s, t, track, episode, contact = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
     obs, metrics, r_terms, reward, terminated, truncated, scratch = out
     for b in prange(mask.shape[0]):
@@ -250,6 +265,7 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
             s, lat, route_h = locate(agent[b, c, 0], agent[b, c, 1], route[b, c], n_route[b, c], tr)
             _init_track(agent[b], log[b], c, s, lat, route_h, dt, tr)
             episode[b, c, :, :] = 0.0
+            contact[b, c, :] = 0
             metrics[b, c, :] = 0.0
             r_terms[b, c, :] = 0.0
             reward[b, c] = 0.0

@@ -21,6 +21,9 @@ from alpagym_env.sim.scene import BIN_LENGTH, R_S
 TR_S, TR_HINT, TR_PX, TR_PY, TR_WVX, TR_WVY, TR_AX, TR_AY = range(8)
 TR_LON_ACC, TR_YAW, TR_YAW_RATE, TR_LAT, TR_HEADING_ERR, TR_CUT, TR_CUT_STEPS, TR_DONE = range(8, 16)
 NUM_TRACK = 16
+# Collision verdicts of a controlled slot against each other slot, `contact (B, C, N)` int8: the side
+# of first contact (`collision_side`), held while the pair overlaps, NO_CONTACT once they separate.
+NO_CONTACT, CONTACT_FRONT, CONTACT_REAR, CONTACT_LATERAL = 0, 1, 2, 3
 FAR_FROM_ROUTE = 12.0  # m: beyond this the route-binned map is bypassed for the whole map
 
 
@@ -103,6 +106,43 @@ def collision_side(x, y, yaw, ln, wd, ox, oy, oyaw, oln, owd):
 
 
 @njit(cache=True)
+def collision_verdicts(agent, valid, size, n, c, contact):
+    """Slot `c`'s collisions this step as (front, rear, lateral) 0/1 flags, from latched verdicts.
+
+    The side of a contact is decided once, on the first step the two boxes overlap (`collision_side`),
+    and kept in `contact[j]` while they stay overlapping: a car that rear-ends slot `c` and drives on
+    through it stays a rear contact even when it later touches `c`'s front bumper. A pair that
+    separates (or whose other slot leaves the scene) is reset, so a later contact is judged afresh.
+
+    Args:
+        agent, valid, size: (N, 8), (N,), (N, 2) the scene's slots after the step.
+        n: Slots in use.
+        c: The measured slot.
+        contact: (N,) int8 verdicts of the previous step, updated in place.
+    """
+    x, y, yaw = agent[c, X], agent[c, Y], agent[c, YAW]
+    ln, wd = size[c, 0], size[c, 1]
+    front = rear = lateral = 0.0
+    for j in range(contact.shape[0]):
+        if j == c or j >= n or not valid[j]:
+            contact[j] = NO_CONTACT
+            continue
+        ox, oy, oyaw, oln, owd = agent[j, X], agent[j, Y], agent[j, YAW], size[j, 0], size[j, 1]
+        if not boxes_overlap(x, y, yaw, ln, wd, ox, oy, oyaw, oln, owd):
+            contact[j] = NO_CONTACT
+            continue
+        if contact[j] == NO_CONTACT:
+            contact[j] = collision_side(x, y, yaw, ln, wd, ox, oy, oyaw, oln, owd)
+        if contact[j] == CONTACT_FRONT:
+            front = 1.0
+        elif contact[j] == CONTACT_REAR:
+            rear = 1.0
+        else:
+            lateral = 1.0
+    return front, rear, lateral
+
+
+@njit(cache=True)
 def _ctrv(x, y, yaw, wvx, wvy, w, t):
     """Pose after `t` seconds at constant world velocity magnitude and constant turn rate `w` (rad/s)."""
     a = w * t
@@ -161,7 +201,7 @@ def time_to_collision(agent, valid, size, n, c):
 @njit(cache=True)
 def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, ebins, lanes_near, lbins, nbins,
             edges_all, n_edges, stops, ns, light_now, log_c, log_valid_c, t, dt, s_start, log_length,
-            track, out):  # fmt: skip
+            track, contact, out):  # fmt: skip
     """Writes controlled slot `c`'s metric channels for the step that just ended into `out`.
 
     Args:
@@ -181,6 +221,7 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
         dt: Step, s.
         s_start, log_length: Route arc length of the log start and logged path length, m.
         track: (NUM_TRACK,) the slot's memory of the previous step, updated.
+        contact: (N,) int8 the slot's collision verdict against each slot (`collision_verdicts`), updated.
         out: (NUM_CHANNELS,) written.
     """
     x, y, yaw = agent[c, X], agent[c, Y], agent[c, YAW]
@@ -191,21 +232,7 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
     out[M.PROGRESS_DELTA] = (s - track[TR_S]) / norm
     out[M.LANE_DEVIATION] = abs(lat)
     out[M.DIST_TRAVELED] = np.hypot(x - track[TR_PX], y - track[TR_PY])
-    # Collisions against every other valid slot.
-    front = rear = lateral = 0.0
-    for j in range(n):
-        if j == c or not valid[j]:
-            continue
-        if boxes_overlap(x, y, yaw, ln, wd, agent[j, X], agent[j, Y], agent[j, YAW], size[j, 0], size[j, 1]):
-            kind = collision_side(
-                x, y, yaw, ln, wd, agent[j, X], agent[j, Y], agent[j, YAW], size[j, 0], size[j, 1]
-            )
-            if kind == 1:
-                front = 1.0
-            elif kind == 2:
-                rear = 1.0
-            else:
-                lateral = 1.0
+    front, rear, lateral = collision_verdicts(agent, valid, size, n, c, contact)
     out[M.COLLISION_FRONT], out[M.COLLISION_REAR], out[M.COLLISION_LATERAL] = front, rear, lateral
     out[M.COLLISION_ANY] = max(front, max(rear, lateral))
     out[M.COLLISION_AT_FAULT] = max(front, lateral)
