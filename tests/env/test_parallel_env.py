@@ -44,29 +44,37 @@ def test_spaces_are_fixed_objects_and_agents_are_fixed():
         assert env.action_space(a) is env.action_space(a)
 
 
-def test_rear_end_blames_the_follower_only():
-    env = make(scenarios=scenes()[:1])
-    obs, _ = env.reset(seed=0)
-    blamed = {}
-    for _ in range(60):
+@pytest.mark.parametrize("at_cut", [True, False])
+def test_rear_end_blames_the_follower_only(at_cut):
+    # agent_2 (20 m behind the ego, same lane) holds its speed into the braking ego; agent_1 (next
+    # lane) accelerates into the replayed car ahead of it.
+    env = make(scenarios=scenes()[:1], termination={"at_cut": at_cut})
+    env.reset(seed=0)
+    final, ended_at = {}, {}
+    for k in range(60):
         actions = {a: np.zeros(2, dtype=np.float32) for a in env.agents}
         if "agent_0" in actions:
             actions["agent_0"][0] = -1.0  # the ego brakes
         if "agent_1" in actions:
-            actions["agent_1"][0] = 1.0  # the car behind it accelerates into it
+            actions["agent_1"][0] = 1.0
         obs, rew, term, trunc, info = env.step(actions)
-        for a, i in info.items():
-            if "episode" in i:
-                blamed[a] = i["episode"]
-        if "agent_1" in blamed:
+        for a in term:
+            if term[a] or trunc[a]:
+                final[a], ended_at[a] = (info[a], rew[a], term[a]), k
+                assert a not in obs or a not in env.agents
+        if not env.agents:
             break
-    assert blamed["agent_1"]["collision_front"] == 1.0 and blamed["agent_1"]["collision_at_fault"] == 1.0
-    assert term["agent_1"] and rew["agent_1"] <= -10.0
-    assert "agent_0" in env.agents and not term["agent_0"]  # hit from behind: not at fault, drives on
-    assert "agent_1" not in env.agents
-    # The finished agent has left the scene: the next steps go on without it.
-    obs, rew, term, trunc, info = env.step({a: np.zeros(2, dtype=np.float32) for a in env.agents})
-    assert "agent_1" not in obs
+    ego, rew_ego, term_ego = final["agent_0"]
+    follower, rew_follower, term_follower = final["agent_2"]
+    assert follower["episode"]["collision_front"] == 1.0 and follower["episode"]["collision_at_fault"] == 1.0
+    assert term_follower and follower["reward_terms"]["metric/collision_at_fault"] == -10.0
+    assert ego["episode"]["collision_rear"] == 1.0 and ego["episode"]["collision_at_fault"] == 0.0
+    assert ego["reward_terms"]["metric/collision_at_fault"] == 0.0
+    assert final["agent_1"][0]["episode"]["collision_at_fault"] == 1.0
+    if at_cut:
+        assert term_ego and ended_at["agent_0"] == ended_at["agent_2"]  # both at the contact's cut
+    else:
+        assert not term_ego and ended_at["agent_0"] == 59  # not at fault: drives on to the horizon
 
 
 def test_batched_multi_agent_step_shapes():

@@ -140,13 +140,15 @@ def test_aggregation_is_cut_after_a_rear_collision():
     import gymnasium as gym
 
     s = straight_road(speeds=(10.0, 15.0), starts=((40.0, 0.0), (25.0, 0.0)))
-    env = gym.make("AlpaDrive-v0", scenarios=[s], horizon=60).unwrapped
+    # Driving on after the cut (the default ends the episode there).
+    env = gym.make("AlpaDrive-v0", scenarios=[s], horizon=60, termination={"at_cut": False}).unwrapped
     env.reset(seed=0)
     for _ in range(60):
         _, _, te, tr, info = env.step(np.array([-1.0, 0.0]))
         if te or tr:
             break
     ep = info["episode"]
+    assert tr and not te
     assert ep["collision_rear"] == 1 and ep["collision_at_fault"] == 0
     assert ep["cut_step"] < ep["steps"]  # the episode went on, the aggregate stopped at the collision
     assert ep["ttc_violation"] == 0  # the follower is behind: not the ego's time to collision
