@@ -10,12 +10,21 @@ Definitions follow AlpaSim's evaluator (``src/eval``):
 
 - collisions: the ego box overlaps another agent's box; ``front`` when the other box touches the ego's
   front bumper (its front face), else ``rear`` when it touches the rear bumper, else ``lateral``;
-  ``at_fault`` = front or lateral (a rear collision is the other driver's fault);
+  ``at_fault`` = front or lateral (a rear collision is the other driver's fault). The side is decided
+  once per contact, on the first step a pair overlaps, and held while it overlaps
+  (`alpagym_env.sim.measure.collision_verdicts`): a log-replay car that rear-ends the ego and drives
+  on through it stays ``rear`` even when it reaches the ego's front bumper. The step's collision
+  channels, the reward terms, the termination and the episode aggregate all read this one verdict;
+- ``ran_red_light``: the ego's front bumper (centre + half its length along its heading, projected on
+  the route) passed, during the step, a stop line of the route's own lane whose light is red. A
+  bumper already past the line at the start is never flagged. Not part of AlpaSim's scene score;
+  ``scene_score_strict`` also zeroes on it;
 - ``offroad``: a corner of the ego box is outside the drivable area (right of a road edge);
 - ``progress``: route arc length gained / logged path length over the horizon (AlpaSim's
   ``progress_rel_to_total``, unclipped); ``dist_to_gt_trajectory``: largest distance to the logged path;
 - scene score: 0 on an at-fault collision or off-road, else min(clip(progress, 0, 1) / 0.8, 1), and 1
-  when the log itself moves < 5 m; kilometres per incident: total km / total incidents over a suite
+  when the log itself moves < 5 m (AlpaSim parity); ``scene_score_strict``: the same, and 0 after
+  running a red light; kilometres per incident: total km / total incidents over a suite
   (`km_per_incident`), with incidents = any collision or off-road (and an at-fault variant);
 - comfort: nuPlan's bounds; the per-step channels here are raw finite differences (cheap, for rewards),
   while the leaderboard's ``hc`` applies nuPlan's Savitzky-Golay smoothing to the whole trajectory.
@@ -68,9 +77,13 @@ def channel_names() -> tuple[str, ...]:
 PROGRESS = register_channel("progress", "fraction", "route progress since the start / logged path length")
 PROGRESS_DELTA = register_channel("progress_delta", "fraction", "this step's increase of `progress`")
 COLLISION_ANY = register_channel("collision_any", "0/1", "the ego box overlaps another agent's box")
-COLLISION_FRONT = register_channel("collision_front", "0/1", "contact on the ego's front face")
-COLLISION_REAR = register_channel("collision_rear", "0/1", "contact on the ego's rear face (not at fault)")
-COLLISION_LATERAL = register_channel("collision_lateral", "0/1", "contact on the ego's sides")
+COLLISION_FRONT = register_channel(
+    "collision_front", "0/1", "a contact whose first touch was on the ego's front face"
+)
+COLLISION_REAR = register_channel(
+    "collision_rear", "0/1", "a contact whose first touch was on the ego's rear face (not at fault)"
+)
+COLLISION_LATERAL = register_channel("collision_lateral", "0/1", "a contact that began on the ego's sides")
 COLLISION_AT_FAULT = register_channel("collision_at_fault", "0/1", "front or lateral collision (AlpaSim)")
 OFFROAD = register_channel("offroad", "0/1", "a corner of the ego box is outside the drivable area")
 OFFROAD_DISTANCE = register_channel(
@@ -88,7 +101,9 @@ YAW_ACC = register_channel("yaw_acc", "rad/s^2", "yaw acceleration")
 COMFORT_VIOLATION = register_channel(
     "comfort_violation", "0/1", "any of the six AlpaSim comfort checks fails"
 )
-RAN_RED_LIGHT = register_channel("ran_red_light", "0/1", "crossed a stop line on the route while red")
+RAN_RED_LIGHT = register_channel(
+    "ran_red_light", "0/1", "the front bumper crossed a red stop line of the route's own lane this step"
+)
 ROUTE_COMPLETE = register_channel("route_complete", "0/1", "reached the end of the route")
 DIST_TRAVELED = register_channel("dist_traveled", "m", "distance driven this step")
 LANE_DEVIATION = register_channel(
@@ -141,6 +156,13 @@ def scene_score(at_fault: bool, offroad: bool, progress: float, log_length: floa
     return float(min(np.clip(progress, 0.0, 1.0) / PROGRESS_SATURATION, 1.0))
 
 
+def scene_score_strict(
+    at_fault: bool, offroad: bool, ran_red: bool, progress: float, log_length: float
+) -> float:
+    """`scene_score`, and 0 when the ego ran a red light (AlpaSim's score does not check lights)."""
+    return 0.0 if ran_red else scene_score(at_fault, offroad, progress, log_length)
+
+
 def episode_metrics(acc: np.ndarray, steps: int, cut_step: int, log_length: float) -> dict[str, float]:
     """Turns one controlled agent's accumulators into the episode's named closed-loop metrics.
 
@@ -162,7 +184,8 @@ def episode_metrics(acc: np.ndarray, steps: int, cut_step: int, log_length: floa
           at the same time, m;
         - ``dist_traveled_m``, ``mean_speed``, ``max_abs_jerk``, ``mean_lane_deviation``;
         - ``comfort``: fraction of steps passing all six raw per-step comfort checks;
-        - ``scene_score`` (`scene_score`);
+        - ``scene_score`` (`scene_score`, AlpaSim parity) and ``scene_score_strict``
+          (`scene_score_strict`, also 0 after a red-light violation);
         - km-per-incident inputs: ``km`` driven, ``incidents`` (any collision or off-road, AlpaSim's
           ``offroad_or_collision``) and ``incidents_at_fault`` (at-fault collision or off-road); see
           `km_per_incident`.
@@ -197,6 +220,9 @@ def episode_metrics(acc: np.ndarray, steps: int, cut_step: int, log_length: floa
         "log_length_m": float(log_length),
     }
     out["scene_score"] = scene_score(at_fault, offroad, out["progress"], log_length)
+    out["scene_score_strict"] = scene_score_strict(
+        at_fault, offroad, out["ran_red_light"] > 0, out["progress"], log_length
+    )
     out["incidents"] = float(out["collision_any"] > 0 or offroad)
     out["incidents_at_fault"] = float(at_fault or offroad)
     out["km"] = out["dist_traveled_m"] / 1000.0

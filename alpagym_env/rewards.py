@@ -123,6 +123,7 @@ register_preset(
         {"kind": "metric", "name": "progress_delta", "scale": 1.0},
         {"kind": "metric", "name": "collision_at_fault", "scale": -10.0},
         {"kind": "metric", "name": "offroad", "scale": -5.0},
+        {"kind": "metric", "name": "ran_red_light", "scale": -5.0},
         {"kind": "metric", "name": "dist_to_gt", "scale": -0.01},
     ],
 )

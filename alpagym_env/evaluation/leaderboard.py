@@ -4,7 +4,9 @@ A row is one (policy, family) pair, plus an ``all`` row per policy over every ep
 the mean over episodes and the half-width of the 95 % Student-t confidence interval of that mean (nan
 metrics, e.g. minADE of a policy without plans, are left out of both; a metric with no value is nan).
 Kilometres per incident are AlpaSim's ratio of sums (`alpagym_env.metrics.km_per_incident`), without
-an interval. Output is deterministic: the same results give byte-identical Markdown, CSV and JSON.
+an interval. ``scene_score`` is AlpaSim's (kept for parity: it ignores traffic lights);
+``scene_score_strict`` is also 0 after a red-light violation. Output is deterministic: the same
+results give byte-identical Markdown, CSV and JSON.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from alpagym_env.metrics import km_per_incident
 ALL = "all"
 MAIN_COLUMNS = (
     "scene_score",
+    "scene_score_strict",
     "epdms",
     "collision_at_fault",
     "offroad",
+    "ran_red_light",
     "progress",
     "ttc",
     "hc",

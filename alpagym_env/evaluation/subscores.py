@@ -11,7 +11,7 @@ EPDMS-style sub-scores (NAVSIM v2's Extended PDM Score, adapted to a closed-loop
 | ``nc`` no at-fault collision | multiplier | 0 after a front or lateral collision (AlpaSim's rule) |
 | ``dac`` drivable area | multiplier | 0 if a corner of the ego box left the drivable area |
 | ``ddc`` driving direction | multiplier | wrong-way metres in any 1 s: < 2 -> 1, < 6 -> 0.5, else 0 |
-| ``tlc`` traffic light | multiplier | 0 if the ego crossed a stop line on its route while red |
+| ``tlc`` traffic light | multiplier | 0 if its front bumper crossed a red stop line of its own lane |
 | ``ep`` ego progress | weight 5 | clip(progress, 0, 1) against the log (1 if the log moves < 5 m) |
 | ``ttc`` time to collision | weight 5 | 0 if ever `ttc` <= 0.9 s while moving |
 | ``lk`` lane keeping | weight 2 | 0 if > 0.5 m from the lane centre for >= 2 s in a row |

@@ -277,9 +277,14 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
         or abs(yaw_rate) > M.COMFORT_YAW_RATE
     )
     out[M.COMFORT_VIOLATION] = 1.0 if bad else 0.0
+    # Front bumper on the route: it crossed a red stop line when it passed the line's arc length during
+    # this step (a bumper already past the line at the episode start never crosses it).
+    half = 0.5 * ln
+    bumper_prev = track[TR_S] + half * np.cos(track[TR_HEADING_ERR])
+    bumper = s + half * np.cos(wrap_angle(yaw - route_h))
     red = 0.0
     for q in range(ns):
-        if track[TR_S] < stops[q, 0] <= s and light_now[int(stops[q, 1])] == LIGHT_RED:
+        if bumper_prev < stops[q, 0] <= bumper and light_now[int(stops[q, 1])] == LIGHT_RED:
             red = 1.0
     out[M.RAN_RED_LIGHT] = red
     out[M.ROUTE_COMPLETE] = 1.0 if s >= route_end - 1.0 else 0.0

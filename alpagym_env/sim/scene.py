@@ -179,20 +179,44 @@ def _free_widths(route, edges, cap, out):
             out[i, side] = best
 
 
+# A stop line belongs to the route's own lane when the route crosses it near its middle: within
+# STOP_MATCH_DISTANCE of the line's midpoint (about half a 3.5 m lane width, less a margin for a logged
+# route that is off the lane centre) and inside the middle STOP_MATCH_FRACTION of the line. Stop lines
+# span one lane, so a neighbouring lane's line is met, if at all, only near its end (it shares the
+# lane boundary) and is left out.
+STOP_MATCH_DISTANCE = 1.5  # m
+STOP_MATCH_FRACTION = 0.8
+
+
 @njit(cache=True)
 def _route_stops(route, rs, stop_lines, stop_light, out):
-    """Route arc length where each stop line crosses the route (mid-segment); returns the count."""
+    """Route arc length where each stop line of the route's own lane crosses the route; returns the count.
+
+    Args:
+        route: (R, 2) route points, m. rs: (R,) their arc lengths, m.
+        stop_lines: (S, 4) ``[x0, y0, x1, y1]`` segments, m. stop_light: (S,) governing light index.
+        out: (S, 2) written ``[arc length of the crossing, light index]`` for the kept lines.
+    """
     m = 0
     for k in range(stop_lines.shape[0]):
+        x0, y0, x1, y1 = stop_lines[k, 0], stop_lines[k, 1], stop_lines[k, 2], stop_lines[k, 3]
+        lx, ly = x1 - x0, y1 - y0
+        length = np.hypot(lx, ly)
+        reach = min(STOP_MATCH_DISTANCE, 0.5 * STOP_MATCH_FRACTION * length)
         for i in range(route.shape[0] - 1):
-            if segments_intersect(
-                route[i, 0], route[i, 1], route[i + 1, 0], route[i + 1, 1],
-                stop_lines[k, 0], stop_lines[k, 1], stop_lines[k, 2], stop_lines[k, 3],
-            ):  # fmt: skip
-                out[m, 0] = 0.5 * (rs[i] + rs[i + 1])
+            ax, ay, bx, by = route[i, 0], route[i, 1], route[i + 1, 0], route[i + 1, 1]
+            if not segments_intersect(ax, ay, bx, by, x0, y0, x1, y1):
+                continue
+            # Crossing point: a + u (b - a) on the line (u = 1/2 when the two are parallel).
+            dx, dy = bx - ax, by - ay
+            den = dx * ly - dy * lx
+            u = 0.5 if den == 0.0 else min(max(((x0 - ax) * ly - (y0 - ay) * lx) / den, 0.0), 1.0)
+            px, py = ax + u * dx, ay + u * dy
+            if np.hypot(px - 0.5 * (x0 + x1), py - 0.5 * (y0 + y1)) <= reach:
+                out[m, 0] = rs[i] + u * (rs[i + 1] - rs[i])
                 out[m, 1] = stop_light[k]
                 m += 1
-                break
+            break
     return m
 
 
