@@ -49,8 +49,12 @@ def lane_follower(obs: dict[str, np.ndarray], config) -> np.ndarray:
 
 
 def end_reason(step_metrics: dict[str, float]) -> str:
-    """Which default termination fired on the last step (`TerminationConfig`)."""
-    reasons = [k for k in ("collision_at_fault", "offroad", "route_complete") if step_metrics[k] > 0]
+    """Which default termination fired on the last step (`TerminationConfig`): the AlpaSim cut (a
+    collision, at fault or not, off-road, or 4 m from the log) or the end of the route."""
+    names = ("collision_at_fault", "collision_rear", "offroad", "route_complete")
+    reasons = [k for k in names if step_metrics[k] > 0]
+    if step_metrics["lane_deviation"] >= 4.0:
+        reasons.append("4 m from the log")
     return ", ".join(reasons) or "unknown"
 
 
@@ -68,8 +72,8 @@ def single_env(suite: str, episodes: int, horizon: int, seed: int) -> None:
             if terminated or truncated:
                 break
         # The episode's closed-loop metrics (alpagym_env.metrics), aggregated AlpaSim-style: up to the
-        # first collision or off-road, or until the ego is 4 m from its logged path (`cut_step`), so the
-        # event that terminated the episode later may not show in them; the last step's metrics do.
+        # first collision or off-road, or until the ego is 4 m from its logged path (`cut_step`); by
+        # default the episode ends on that step too, so they judge the same steps as the reward.
         ep = info["episode"]
         end = f"terminated ({end_reason(env.unwrapped.step_metrics())})" if terminated else "truncated"
         print(

@@ -111,7 +111,9 @@ class AlpaDriveEnv(gym.Env):
     ## Rewards
     A list of ``{kind, name, scale}`` terms or a preset name (`alpagym_env.rewards`); default
     ``progress_safety``: +1 x route progress (fraction of the logged path per step), -10 x at-fault
-    collision, -5 x off-road, -0.01 x distance to the logged position (m). Each term's value is in
+    collision, -5 x off-road, -5 x running a red light, -0.01 x distance to the logged position (m).
+    A collision's side, and so its fault, is decided at the first contact of a pair and held while
+    the contact lasts: being rear-ended is never at fault. Each term's value is in
     ``info["reward_terms"]``. A callable ``reward(metrics) -> float`` may replace the terms; it gets
     the step's metric channels by name.
 
@@ -121,8 +123,11 @@ class AlpaDriveEnv(gym.Env):
     taken by `get_state`.
 
     ## Episode End
-    Terminated on an at-fault collision, off-road, or reaching the end of the route (each switchable
-    with ``termination={...}``); truncated after ``horizon`` steps (200). At the end,
+    Terminated at the AlpaSim cut (the first collision of any side, off-road, or the ego 4 m from its
+    logged path), so nothing is earned or charged after the last state the scorer judges, and on
+    reaching the end of the route; ``termination={"at_cut": False}`` drives on after the cut until an
+    at-fault collision or off-road (`TerminationConfig`). The reward, the termination and the episode
+    metrics read one collision verdict. Truncated after ``horizon`` steps (200). At the end,
     ``info["episode"]`` holds the episode's closed-loop metrics (`alpagym_env.metrics`), the AlpaSim
     scene score, the return ``r`` and length ``l``.
 
@@ -135,6 +140,14 @@ class AlpaDriveEnv(gym.Env):
 
     ## Version History
     - v0: initial release.
+    - v0 (unreleased changes, same id until the first release):
+      collisions are judged once per contact (the side of the first touch, held while the boxes
+      overlap), so a replayed car that rear-ends the ego and drives through it no longer counts as
+      a front, at-fault collision; the episode ends at the AlpaSim cut by default
+      (`TerminationConfig.at_cut`), so reward, termination and metrics agree; ``ran_red_light``
+      uses the front bumper and only stop lines of the route's own lane, never flags a bumper
+      already past the line at the start, and costs -5 in ``progress_safety``; episode metrics gain
+      ``scene_score_strict`` (0 after a red-light violation).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
