@@ -166,7 +166,8 @@ def test_infeasible_plans_are_flagged_in_info_and_never_produce_nan():
         "lateral_accel": np.stack([10 * np.sin(theta), 10 * (1 - np.cos(theta)), theta], axis=1),  # R = 10 m
     }
     for name, poses in plans.items():
-        env = make([straight_road()], termination={"offroad": False, "at_fault_collision": False})
+        no_end = {"at_cut": False, "offroad": False, "at_fault_collision": False}
+        env = make([straight_road()], termination=no_end)
         env.reset(seed=0)
         for _ in range(20):
             obs, r, _, _, info = env.step(encode_poses(poses, traj))
