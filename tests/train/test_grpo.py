@@ -49,7 +49,8 @@ def test_groups_start_from_one_identical_state(batch):
 
 
 def test_update_moves_probability_towards_positive_advantages(batch):
-    policy, b = batch
+    behaviour, b = batch
+    policy = _clone(behaviour)  # the fixture's policy stays the behaviour policy of `b` for other tests
     before = GaussianPolicy(policy.config)
     before.load_state_dict(policy.state_dict())
     updater = GRPOUpdater(policy, GRPOConfig(lr=1e-3, epochs=4, advantage="step"))
