@@ -15,6 +15,7 @@ from alpagym_env.sim.idm import idm_accel
 
 # Indices into the (7,) agent parameter vector built by `AgentsConfig.to_array()`.
 A_MAX, B_COMF, B_MAX, S0, HEADWAY, TRACK_GAIN, LOOKAHEAD = range(7)
+ON_LOG_DISTANCE = 1e-3  # m: an agent this close to its logged position is on its log
 
 
 @njit(cache=True)
@@ -56,8 +57,21 @@ def replay_step(agent, valid, log, log_valid, t1, c0, n, dt):
 
 
 @njit(cache=True)
-def find_leader(agent, size, valid, i, n, lookahead):
+def find_leader(agent, size, valid, i, n, lookahead, log, t, off_log_only):
     """The nearest valid agent ahead of slot `i` whose box overlaps its lane corridor.
+
+    With `off_log_only`, agents that are exactly where their log has them at step `t` (within
+    ON_LOG_DISTANCE) are passed over: the logs are collision-free among themselves, so only an agent
+    that left its log (the policy's, or a reactive one held up) can be in the way of one on its log.
+
+    Args:
+        agent, size, valid: (N, 8), (N, 2), (N,) the scene's slots.
+        i: The follower's slot.
+        n: Slots in use.
+        lookahead: Search distance, m.
+        log: (N, T, 5) the scene's logs.
+        t: Step index of the current states.
+        off_log_only: Consider only agents away from their logs.
 
     Returns:
         (gap, leader_speed): bumper-to-bumper gap in metres (1e9 when none within `lookahead`) and the
@@ -69,6 +83,11 @@ def find_leader(agent, size, valid, i, n, lookahead):
         if j == i or not valid[j]:
             continue
         dx, dy = agent[j, X] - agent[i, X], agent[j, Y] - agent[i, Y]
+        if (
+            off_log_only
+            and np.hypot(agent[j, X] - log[j, t, 0], agent[j, Y] - log[j, t, 1]) < ON_LOG_DISTANCE
+        ):
+            continue
         lon = dx * ch + dy * sh
         if lon <= 0.0 or lon > lookahead:
             continue
@@ -85,14 +104,37 @@ def find_leader(agent, size, valid, i, n, lookahead):
     return best, v_lead
 
 
+# Reactive agents: the Gipps-style stopping check decides whether the log's next step is still safe.
+STOP_DECEL = 4.0  # m/s^2: braking the expert never exceeds; a log step that needs more is obstructed
+STOP_MARGIN = 1.0  # m: bumper gap kept when stopping behind a leader
+SNAP_DISTANCE, SNAP_SPEED = 0.3, 0.5  # m, m/s: this close to its log, an agent rejoins it exactly
+CATCH_UP_KP, CATCH_UP_KD = 1.0, 2.0  # 1/s^2, 1/s: critically damped catch-up to the log (omega 1 rad/s)
+
+
+@njit(cache=True)
+def _safe_speed(gap, v_lead, ds, dt):
+    """Highest speed after a step of `ds` metres from which the agent can still stop behind its leader.
+
+    The leader (bumper gap `gap`, speed `v_lead`) is assumed to keep its speed over the step and then to
+    brake at STOP_DECEL as the agent would (Gipps, 1981), so the stopping distances are compared.
+    """
+    g = gap - ds + v_lead * dt - STOP_MARGIN
+    return np.sqrt(max(v_lead * v_lead + 2.0 * STOP_DECEL * g, 0.0))
+
+
 @njit(cache=True)
 def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt, accel):
-    """Reactive agents: IDM along each agent's logged path, tracking its logged position.
+    """Reactive agents: each keeps to its log's timing while that is safe, and follows IDM when it is not.
 
-    The desired speed is the logged speed plus `track_gain` times how far the agent lags its log,
-    so an unobstructed agent follows its log (stopping where the log stops, e.g. at red lights) and
-    one held up by the ego catches up afterwards. Accelerations are computed for all agents from the
-    current state before any agent moves.
+    Every agent moves along its logged path (arc length `path_s`). An agent on its log (within
+    SNAP_DISTANCE and SNAP_SPEED) takes its logged state of step `t1` exactly, as in log replay, unless
+    that step would leave it unable to stop behind an agent ahead of it that has left its own log
+    (`find_leader`, `_safe_speed`): then it is obstructed (e.g. by an ego that stopped where the log did
+    not) and brakes with IDM. An agent behind
+    its log (after an obstruction) catches up with a critically damped law at most `a_max` above the
+    log's acceleration, again bounded by IDM behind a leader that obstructs it. So with nothing in the
+    way a reactive agent is exactly its log, and log replay of the ego scores as with replayed agents.
+    Accelerations are computed for all agents from the current state before any agent moves.
 
     Args:
         agent: (N, 8) slot states, written in place.
@@ -105,24 +147,39 @@ def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt
         n: Slots in use.
         p: (7,) agent parameters (A_MAX ... LOOKAHEAD).
         dt: Step, s.
-        accel: (N,) scratch.
+        accel: (N,) scratch: the acceleration of each agent, m/s^2, or NaN for one that takes its log.
     """
+    t0 = max(t1 - 1, 0)
     for i in range(c0, n):
         if not valid[i]:
             continue
-        gap, v_lead = find_leader(agent, size, valid, i, n, p[LOOKAHEAD])
         v = agent[i, VX]
-        v0 = max(_log_speed(log[i, t1]) + p[TRACK_GAIN] * (log_s[i, t1] - path_s[i]), 0.0)
-        a = idm_accel(v, v0, gap, v_lead, p[A_MAX], p[B_COMF], p[S0], p[HEADWAY])
-        accel[i] = min(max(a, -p[B_MAX]), p[A_MAX])
+        v_log = _log_speed(log[i, t1])
+        lag = log_s[i, t0] - path_s[i]
+        on_log = abs(lag) < SNAP_DISTANCE and abs(v - _log_speed(log[i, t0])) < SNAP_SPEED
+        gap, v_lead = find_leader(agent, size, valid, i, n, p[LOOKAHEAD], log, t0, on_log)
+        if on_log:
+            ds = log_s[i, t1] - path_s[i]
+            if gap >= 1e8 or v_log <= _safe_speed(gap, v_lead, ds, dt):
+                accel[i] = np.nan  # unobstructed: the log's own step
+                continue
+        a_log = (v_log - _log_speed(log[i, t0])) / dt
+        a = a_log + CATCH_UP_KP * lag + CATCH_UP_KD * (_log_speed(log[i, t0]) - v)
+        a = min(a, max(a_log, 0.0) + p[A_MAX])
+        v1 = max(v + a * dt, 0.0)
+        if gap < 1e8 and v1 > _safe_speed(gap, v_lead, 0.5 * (v + v1) * dt, dt):
+            v0 = max(v_log + p[TRACK_GAIN] * lag, 0.0)
+            a = min(a, idm_accel(v, v0, gap, v_lead, p[A_MAX], p[B_COMF], p[S0], p[HEADWAY]))
+        accel[i] = min(max(a, -p[B_MAX]), max(a_log, 0.0) + p[A_MAX])
     for i in range(c0, n):
         if not log_valid[i, t1]:
             valid[i] = False
             continue
-        if not valid[i]:  # appears in the log this step
+        if not valid[i] or np.isnan(accel[i]):  # appears in the log this step, or keeps to it
             valid[i] = True
             set_from_log(agent, log, t1, i, dt)
             path_s[i] = log_s[i, t1]
+            accel[i] = 0.0
             continue
         v = agent[i, VX]
         v1 = max(v + accel[i] * dt, 0.0)
