@@ -1,9 +1,10 @@
 """How clean the behaviour-cloning control labels are, and how well they drive: one line per bad scene.
 
-`expert_dataset` labels every step of the ego's closed-loop drive along its log with `dynamic_inverse`.
-This script replays those labels closed loop through the engine (bit for bit the same drive) and reports
-per scene the scene score, the largest distance to the logged position and the number of steering
-labels pinned at +-1 (a chattering inverse alternates between full left and full right in tight turns).
+`expert_dataset` labels every step of the ego's closed-loop drive along its log (the tracking controller's
+commands along the logged future). This script replays those labels closed loop through the engine (bit
+for bit the same drive) and reports per scene the scene score, the largest distance to the logged
+position and the number of steering labels pinned at +-1 (a chattering inverse alternates between full
+left and full right in tight turns).
 
 Targets: every scene scores >= 0.995 and stays within 0.5 m of its log; no scene has >= 5 pinned labels.
 
