@@ -235,19 +235,22 @@ def _blend_weight(vx, lo, hi):
 
 
 @njit(cache=True)
-def _fiala(alpha, stiffness, fmax):
-    """Brush (Fiala) lateral force of one axle, N, for slip angle alpha (rad).
+def _fiala(num, den, stiffness, fmax):
+    """Brush (Fiala) lateral force of one axle, N, for the slip angle whose tangent is num / den.
 
-    stiffness * tan(alpha) at small slip, bending smoothly (C1) to fmax, which it reaches at
-    tan|alpha| = 3 fmax / stiffness and holds beyond (a sliding tyre keeps its friction force). With
-    x = min(stiffness |tan alpha| / (3 fmax), 1) the force is fmax (1 - (1 - x)^3) in the slip's direction.
+    stiffness * tan(slip) at small slip, bending smoothly (C1) to fmax, which it reaches at
+    tan|slip| = 3 fmax / stiffness and holds beyond (a sliding tyre keeps its friction force). With
+    x = min(stiffness |tan slip| / (3 fmax), 1) the force is fmax (1 - (1 - x)^3) in the slip's direction.
+    den <= 0 is a slip beyond 90 degrees (sliding, in the direction of num). Tangents, not angles: no
+    trigonometric call in the tyre model.
     """
     if fmax <= 0.0:
         return 0.0
-    a = abs(alpha)
-    x = 1.0 if a >= 0.5 * math.pi else min(stiffness * math.tan(a) / (3.0 * fmax), 1.0)
-    f = fmax * (1.0 - (1.0 - x) ** 3)
-    return f if alpha >= 0.0 else -f
+    a = stiffness * abs(num)
+    f = fmax
+    if den > 0.0 and a < 3.0 * fmax * den:
+        f = fmax * (1.0 - (1.0 - a / (3.0 * fmax * den)) ** 3)
+    return math.copysign(f, num)
 
 
 @njit(cache=True)
@@ -289,8 +292,9 @@ def _derivatives(yaw, vx, vy, r, acc, steer, p, relax):
     capped to the grip (`mu g` combined). The dynamic part is the bicycle with brush tyres: the
     acceleration `acc` becomes longitudinal tyre forces (drive on the front axle, braking split by the
     static axle loads, each within mu times the axle's load), each axle's lateral force is the Fiala
-    curve of its slip angle (from atan2, so it stays bounded) saturating at what the friction circle
-    leaves beside its longitudinal force, and the front axle's forces act in the wheel's frame.
+    curve of its slip angle (bounded at any slip, sliding beyond 90 degrees) saturating at what the
+    friction circle leaves beside its longitudinal force, and the front axle's forces act in the wheel's
+    frame.
     """
     vx = max(vx, 0.0)  # the RK2 midpoint of a braking step may dip below 0
     m, lf, lr = p[P_MASS], p[P_LF], p[P_LR]
@@ -300,13 +304,16 @@ def _derivatives(yaw, vx, vy, r, acc, steer, p, relax):
     # Front-wheel drive; ABS and traction control keep each tyre's longitudinal force within SLIP_CONTROL
     # of its grip (a locked or spinning wheel would lose all lateral grip).
     acc_kin = min(max(acc, -SLIP_CONTROL * mu_g), SLIP_CONTROL * FRONT_GRIP * mu_g * lr / wheelbase)
-    r_kin = vx * math.tan(steer) / wheelbase
-    lat_kin = math.sqrt(max(mu_g * mu_g - acc_kin * acc_kin, 0.0))
-    if vx * abs(r_kin) > lat_kin:
-        r_kin = math.copysign(lat_kin / vx, r_kin)
+    cos_s, sin_s = math.cos(steer), math.sin(steer)
+    tan_s = sin_s / cos_s
+    r_kin = vx * tan_s / wheelbase
+    lat2 = mu_g * mu_g - acc_kin * acc_kin
+    if (vx * r_kin) ** 2 > lat2:
+        r_kin = math.copysign(math.sqrt(max(lat2, 0.0)) / vx, r_kin)
     # The blend follows the speed over ground, so a car sliding sideways stays dynamic; the kinematic part
     # removes sideslip no faster than the grip allows.
-    w = _blend_weight(math.sqrt(vx * vx + vy * vy), p[P_BLEND_LO], p[P_BLEND_HI])
+    speed = math.sqrt(vx * vx + vy * vy)
+    w = _blend_weight(speed, p[P_BLEND_LO], p[P_BLEND_HI])
     dvx, dvy, dr = acc_kin, min(max(-vy / relax, -mu_g), mu_g), (r_kin - r) / relax
     yaw_rate = r_kin
     if w > 0.0:
@@ -317,18 +324,19 @@ def _derivatives(yaw, vx, vy, r, acc, steer, p, relax):
         else:
             fx_f = max(m * acc * lr / wheelbase, -SLIP_CONTROL * cap_f)
             fx_r = max(m * acc * lf / wheelbase, -SLIP_CONTROL * cap_r)
+        # Slip angles steer - atan((vy + lf r) / vx) and -atan((vy - lr r) / vx), as tangent fractions.
+        vf = vy + lf * r
         fy_f = _fiala(
-            steer - math.atan2(vy + lf * r, vx), p[P_CF], math.sqrt(max(cap_f * cap_f - fx_f * fx_f, 0.0))
+            tan_s * vx - vf, vx + tan_s * vf, p[P_CF], math.sqrt(max(cap_f * cap_f - fx_f * fx_f, 0.0))
         )
-        fy_r = _fiala(-math.atan2(vy - lr * r, vx), p[P_CR], math.sqrt(max(cap_r * cap_r - fx_r * fx_r, 0.0)))
-        cos_s, sin_s = math.cos(steer), math.sin(steer)
+        fy_r = _fiala(lr * r - vy, vx, p[P_CR], math.sqrt(max(cap_r * cap_r - fx_r * fx_r, 0.0)))
         lat_f = fx_f * sin_s + fy_f * cos_s  # front axle force across the body, N
         dvx = w * ((fx_f * cos_s - fy_f * sin_s + fx_r) / m + vy * r) + (1.0 - w) * dvx
         dvy = w * ((lat_f + fy_r) / m - vx * r) + (1.0 - w) * dvy
         yaw_acc = (lf * lat_f - lr * fy_r) / p[P_IZ]
         # Stability control: a yaw rate beyond what the grip can turn the path at, mu g / speed, is braked
         # back in ESC_TIME (as braking single wheels does), so the car slides wide instead of spinning.
-        excess = abs(r) - mu_g / max(math.sqrt(vx * vx + vy * vy), p[P_BLEND_HI])
+        excess = abs(r) - mu_g / max(speed, p[P_BLEND_HI])
         if excess > 0.0:
             yaw_acc -= math.copysign(excess / ESC_TIME, r)
         dr = w * yaw_acc + (1.0 - w) * dr
