@@ -431,8 +431,9 @@ def dynamic_inverse(state, next_x, next_y, next_yaw, next_speed, p, dt):
        most MAX_POSITION_CORRECTION), lateral being the offset from the line through the next pose; this
        also absorbs the sideslip that a slip-free log does not have.
     3. Yaw rate: a fraction of (heading change) / dt, YAW_GAIN up to YAW_GAIN_SPEED and YAW_GAIN *
-       YAW_GAIN_SPEED / v above, turned into a steering angle by the kinematic bicycle (wheelbase lf + lr)
-       plus the linear bicycle's steady-state understeer, weighted by the blend. A one-step (deadbeat)
+       YAW_GAIN_SPEED / v above, its curvature capped at INVERSE_GRIP of the front tyres' grip, turned
+       into a steering angle by `steady_state_steer` (the kinematic bicycle plus the tyres' understeer,
+       weighted by the blend). A one-step (deadbeat)
        heading inverse is unstable at highway speed: the steering lag and the lateral dynamics raise the
        relative degree, so its sampling zeros leave the unit circle.
     4. Inverse of the first-order lags: the steering command whose lagged response has that mean over the
@@ -440,8 +441,11 @@ def dynamic_inverse(state, next_x, next_y, next_yaw, next_speed, p, dt):
 
     With the default parameters the closed loop with `dynamic_step` is stable from 0 to 40 m/s (spectral
     radius <= 0.93 on a straight log) and recovers from a 1 m / 0.05 rad offset. Much slower steering
-    (rate, lag) or large offsets can drive the rate-limited steering into a limit cycle; closed-loop
-    tracking of arbitrary plans belongs to a controller, this is an inverse for logs.
+    (rate, lag) or large offsets can drive the rate-limited steering into a limit cycle, and so can a log
+    that turns faster than the steering rate allows (tight intersection turns near the blend speeds): it
+    looks one step ahead only. The behaviour-cloning labels (`alpagym_env.dataset`) therefore come from
+    the tracking controller over the logged future; closed-loop tracking of arbitrary plans belongs to a
+    controller, this is a one-step inverse for logs.
 
     Args:
         state: (NUM_STATE,) current row. next_x, next_y: m. next_yaw: rad. next_speed: m/s.
