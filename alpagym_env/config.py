@@ -52,6 +52,9 @@ class DynamicsConfig:
         max_steer: Largest front-wheel angle, rad (action +-1).
         max_steer_rate: Steering-rate limit, rad/s.
         max_speed: Speed cap, m/s.
+        mu: Tyre-road friction coefficient (0.9 dry asphalt, about 0.5 wet, 0.1-0.3 snow and ice): each
+            axle's tyre force stays within mu times its static load, so the car's acceleration, braking
+            and cornering combined stay within mu g.
     """
 
     mass: float = 1750.0
@@ -70,12 +73,14 @@ class DynamicsConfig:
     max_steer: float = 0.5
     max_steer_rate: float = 0.7
     max_speed: float = 40.0
+    mu: float = 0.9
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
             _check(np.isfinite(v) and v > 0, f"dynamics.{f.name} must be a positive number, got {v!r}")
         _check(self.blend_lo < self.blend_hi, "dynamics.blend_lo must be below dynamics.blend_hi")
+        _check(self.mu <= 2.0, f"dynamics.mu must be at most 2 (racing slicks reach ~1.7), got {self.mu!r}")
 
     def to_array(self) -> np.ndarray:
         """The (NUM_PARAMS,) float64 parameter vector the dynamics kernels read."""
@@ -92,6 +97,7 @@ class DynamicsConfig:
             self.max_steer_rate,
             self.max_speed,
         )
+        p[d.P_MU] = self.mu
         return p
 
 

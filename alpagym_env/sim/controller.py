@@ -12,7 +12,8 @@ reference (`alpagym_env.sim.trajectory`: a Hermite path and a monotone progress 
    bicycle's yaw/sideslip lag, the steering its actuator lag; cost q_y e_y^2 + q_psi e_psi^2 +
    r_d (u - steer_r)^2 + r_r (u - steer)^2.
 3. Limits on the step-0 commands: acceleration in [-max_brake, max_acc], its actual value moving at most
-   max_jerk dt per step; steering within max_steer and the grip limit (v^2 kappa <= max_lat_acc) and
+   max_jerk dt per step; steering within max_steer and the grip limit (v^2 kappa <= `lateral_limit`:
+   max_lat_acc, at most GRIP_USE of the tyres' friction circle beside the acceleration command) and
    moving at most max_steer_rate dt per step.
 
 Both LQs are scalar-input Riccati recursions over the preview (`_riccati_step`, <= 4 states), solved in a
@@ -30,6 +31,8 @@ from numba import njit, prange
 
 from alpagym_env.sim.dynamics import (
     ACC,
+    FRONT_GRIP,
+    GRAVITY,
     KIN_RELAX_TIME,
     P_BLEND_HI,
     P_BLEND_LO,
@@ -44,6 +47,7 @@ from alpagym_env.sim.dynamics import (
     P_MAX_SPEED,
     P_MAX_STEER,
     P_MAX_STEER_RATE,
+    P_MU,
     P_TAU_ACC,
     P_TAU_STEER,
     STEER,
@@ -53,6 +57,7 @@ from alpagym_env.sim.dynamics import (
     _blend_weight,
     _derivatives,
     _lag_factor,
+    steady_state_steer,
 )
 from alpagym_env.sim.geometry import wrap_angle
 from alpagym_env.sim.trajectory import (
@@ -72,6 +77,8 @@ from alpagym_env.sim.trajectory import (
 (C_POSES, C_STEPS, C_PREVIEW, C_X_SCALE, C_Y_SCALE, C_DERIVED, C_Q_LAT, C_Q_HEAD, C_R_STEER, C_R_STEER_RATE,
  C_Q_S, C_Q_V, C_R_ACC, C_R_JERK, C_MAX_JERK, C_MAX_LAT_ACC, C_MARGIN) = range(17)  # fmt: skip
 NUM_CTRL_PARAMS = 17
+# Share of the tyres' grip the controller plans to use at most (the rest absorbs tracking transients).
+GRIP_USE = 0.9
 
 # Bits of the per-step flags: what the plan asks beyond the vehicle's limits (FLAG_SATURATED: the
 # command itself hit a limit this step, e.g. while recovering from an offset).
@@ -99,8 +106,9 @@ def _lateral_model(kappa, v, p):
     """The linear bicycle's steady state and lag at speed v (m/s), blended as the vehicle is.
 
     Returns:
-        (steer, gain, tau): the front-wheel angle (rad) that holds curvature kappa (1/m), the steady-state
-        course rate per steering angle (1/s: v / (L + w K v^2), K the understeer gradient) and the time
+        (steer, gain, tau): the front-wheel angle (rad) that holds curvature kappa (1/m) with the grip-
+        limited tyres (`steady_state_steer`), the steady-state course rate per steering angle of the linear
+        bicycle (1/s: v / (L + w K v^2), K the understeer gradient) and the time
         constant (s) with which the course rate follows the steering (the first-order fit
         a1 - b1 of the lateral-acceleration transfer function; 0 for the kinematic model). An
         oversteering vehicle past its critical speed has no steady state: its values are bounded.
@@ -119,7 +127,16 @@ def _lateral_model(kappa, v, p):
         if det > 1e-9:
             a1, b1 = -(al + de) * v / det, (be * f - de * e) / ((ga * e - al * f) * v)
             tau = w * min(max(a1 - b1, 0.0), 1.0)
-    return math.atan(wheelbase * kappa) + wk * kappa, v / (wheelbase + wk), tau
+    return steady_state_steer(kappa, v, p), v / (wheelbase + wk), tau
+
+
+@njit(cache=True)
+def lateral_limit(accel, dyn_p, cp):
+    """Lateral acceleration (m/s^2) the controller allows beside a longitudinal one (m/s^2): max_lat_acc,
+    and never more than GRIP_USE of what the front tyres' friction circle leaves (`dynamics._derivatives`:
+    FRONT_GRIP mu g in all), so a tracked plan stays below the grip limit with a margin."""
+    grip = GRIP_USE * FRONT_GRIP * dyn_p[P_MU] * GRAVITY
+    return min(cp[C_MAX_LAT_ACC], math.sqrt(max(grip * grip - accel * accel, 0.0)))
 
 
 @njit(cache=True)
@@ -211,7 +228,7 @@ def _plan_flags(knots, h, spacing, v0, dyn_p, cp):
             flags |= FLAG_SPEED
         if abs(steer) > dyn_p[P_MAX_STEER] * margin:
             flags |= FLAG_STEER
-        if v * v * abs(kappa) > cp[C_MAX_LAT_ACC] * margin:
+        if v * v * abs(kappa) > lateral_limit(0.0, dyn_p, cp) * margin:
             flags |= FLAG_LAT_ACC
         if j > j0 and abs(steer - steer_prev) > dyn_p[P_MAX_STEER_RATE] * spacing * margin:
             flags |= FLAG_STEER_RATE
@@ -328,7 +345,7 @@ def track(row, action, dyn_p, cp, dt, work):
     f_s, _ = _lags(dyn_p[P_TAU_STEER], dt)
     window = cp[C_MAX_JERK] * dt / f_a
     a_cmd = min(max(accel, acc0 - window, -dyn_p[P_MAX_BRAKE]), acc0 + window, dyn_p[P_MAX_ACC])
-    grip, _, _ = _lateral_model(cp[C_MAX_LAT_ACC] / max(vx * vx, 1e-6), vx, dyn_p)
+    grip, _, _ = _lateral_model(lateral_limit(a_cmd, dyn_p, cp) / max(vx * vx, 1e-6), vx, dyn_p)
     limit = min(dyn_p[P_MAX_STEER], grip)
     rate = dyn_p[P_MAX_STEER_RATE] * dt / f_s
     s_cmd = min(max(min(max(steer, steer0 - rate), steer0 + rate), -limit), limit)

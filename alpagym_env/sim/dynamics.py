@@ -5,10 +5,29 @@ point of every vehicle is its box centre (taken as the centre of gravity for the
 
 - Kinematic bicycle (background agents, the expert): no sideslip, curvature tan(steer) / wheelbase, no
   reversing. `kinematic_inverse` recovers its actions exactly from consecutive states.
-- Dynamic bicycle (the ego, as AlpaSim's planar vehicle): body-frame velocities, linear tyres, first-order
-  actuator lags with a steering-rate limit, RK2 sub-steps; below the blend speeds its derivatives blend
-  linearly into the kinematic bicycle's, so it is well-behaved at standstill and agrees with the
-  kinematic agents at low speed.
+- Dynamic bicycle (the ego, as AlpaSim's planar vehicle): body-frame velocities, first-order actuator lags
+  with a steering-rate limit, RK2 sub-steps, and tyres with a grip limit (`_derivatives`):
+
+  * each axle's tyres carry at most mu times the axle's static load (mu g m lr / L front, lf / L rear;
+    no load transfer), the front axle FRONT_GRIP (0.9) of it, so the car understeers at the limit;
+  * the commanded acceleration is a longitudinal tyre force: drive on the front axle (front-wheel drive),
+    braking split by the static loads, each within SLIP_CONTROL (0.9) of the axle's grip (ABS and
+    traction control: the wheels never lock or spin, some lateral grip always remains); the front
+    axle's forces act in the wheel's frame;
+  * each axle's lateral force is the Fiala (brush) curve of its slip angle: cornering stiffness x tan(slip)
+    at small slip, saturating smoothly at what the friction circle leaves beside the longitudinal force,
+    and held there beyond (a sliding tyre keeps its friction force; no fall-off);
+  * stability control: a yaw rate beyond mu g / speed is braked back in ESC_TIME, so a car pushed past
+    the limit slides wide instead of spinning;
+  * below the blend speeds (over ground) the derivatives blend linearly into the kinematic bicycle's, whose
+    acceleration and path curvature are capped to the same grip and which removes sideslip no faster than
+    mu g: well-behaved at standstill and in agreement with the kinematic agents at low speed.
+
+  So the car's combined acceleration stays within mu g (measured <= 0.95 mu g at mu 0.5-0.9 under random
+  commands, 1.03 mu g at mu 0.2 in the low-speed blend): full steering at 30 m/s gives 0.77 g and slows
+  the car to 25.4 m/s in 2 s, where linear tyres gave 5.3 g and 8.5 m/s. `steady_state_steer` is the
+  steering that holds a curvature with these tyres (the linear bicycle's understeer at small lateral
+  acceleration, growing towards the limit).
 """
 
 from __future__ import annotations
@@ -43,8 +62,18 @@ NUM_STATE = 8
     P_MAX_STEER,
     P_MAX_STEER_RATE,
     P_MAX_SPEED,
-) = range(16)
-NUM_PARAMS = 16
+    P_MU,
+) = range(17)
+NUM_PARAMS = 17
+
+GRAVITY = 9.81  # m/s^2
+# Share of mu times its static load the front axle can carry (the rear carries all of it): the front
+# saturates first, so the car understeers at the limit (as road cars are set up, e.g. by roll stiffness).
+FRONT_GRIP = 0.9
+# Largest share of an axle's grip its longitudinal force takes (ABS and traction control).
+SLIP_CONTROL = 0.9
+# Time (s) in which stability control brakes a yaw rate beyond the grip's (mu g / speed) back.
+ESC_TIME = 0.1
 
 # Below this mean speed (m/s) a yaw change says nothing reliable about steering: `kinematic_inverse`
 # returns 0 and `dynamic_inverse` holds the current steering.
@@ -61,6 +90,8 @@ YAW_GAIN = 0.6
 YAW_GAIN_SPEED = 20.0
 # Largest heading correction (rad) `dynamic_inverse` makes towards the logged path.
 MAX_POSITION_CORRECTION = 0.1
+# Fraction of the steady-state grip limit `dynamic_inverse` asks for at most.
+INVERSE_GRIP = 0.8
 # Smallest wheelbase (m) given to tiny agents (pedestrians), so curvatures stay finite.
 MIN_WHEELBASE = 0.5
 
@@ -73,7 +104,7 @@ def default_params():
     about 0.0031 rad/(m/s^2)), 0.1 s acceleration and steering lags, kinematic blend between 3 and 5 m/s,
     10 RK2 sub-steps per step (10 ms, as AlpaSim), accelerations in [-6, 3] m/s^2 (firm but comfortable
     braking, not an emergency stop), front-wheel steering within +-0.5 rad at up to 0.7 rad/s, 40 m/s top
-    speed.
+    speed, friction coefficient 0.9 (dry asphalt).
     """
     p = np.zeros(NUM_PARAMS)
     p[P_MASS], p[P_IZ], p[P_LF], p[P_LR] = 1750.0, 2900.0, 1.2, 1.6
@@ -84,6 +115,7 @@ def default_params():
     p[P_MAX_ACC], p[P_MAX_BRAKE] = 3.0, 6.0
     p[P_MAX_STEER], p[P_MAX_STEER_RATE] = 0.5, 0.7
     p[P_MAX_SPEED] = 40.0
+    p[P_MU] = 0.9
     return p
 
 
@@ -203,29 +235,114 @@ def _blend_weight(vx, lo, hi):
 
 
 @njit(cache=True)
+def _fiala(num, den, stiffness, fmax):
+    """Brush (Fiala) lateral force of one axle, N, for the slip angle whose tangent is num / den.
+
+    stiffness * tan(slip) at small slip, bending smoothly (C1) to fmax, which it reaches at
+    tan|slip| = 3 fmax / stiffness and holds beyond (a sliding tyre keeps its friction force). With
+    x = min(stiffness |tan slip| / (3 fmax), 1) the force is fmax (1 - (1 - x)^3) in the slip's direction.
+    den <= 0 is a slip beyond 90 degrees (sliding, in the direction of num). Tangents, not angles: no
+    trigonometric call in the tyre model.
+    """
+    if fmax <= 0.0:
+        return 0.0
+    a = stiffness * abs(num)
+    f = fmax
+    if den > 0.0 and a < 3.0 * fmax * den:
+        f = fmax * (1.0 - (1.0 - a / (3.0 * fmax * den)) ** 3)
+    return math.copysign(f, num)
+
+
+@njit(cache=True)
+def _fiala_slip(force, stiffness, fmax):
+    """Slip angle (rad) at which `_fiala` gives `force` (N); the sliding limit's where |force| >= fmax."""
+    u = min(abs(force) / fmax, 1.0)
+    a = math.atan(3.0 * fmax * (1.0 - (1.0 - u) ** (1.0 / 3.0)) / stiffness)
+    return a if force >= 0.0 else -a
+
+
+@njit(cache=True)
+def steady_state_steer(kappa, v, p):
+    """Front-wheel angle (rad) that holds curvature kappa (1/m) at speed v (m/s) in a steady turn.
+
+    The kinematic angle atan(L kappa) plus, weighted by the blend, the slip-angle difference of the two
+    axles' Fiala tyres carrying the turn's lateral force (m v^2 kappa split by the static loads, no
+    longitudinal force): the linear bicycle's understeer m / L (lr / Cf - lf / Cr) v^2 kappa at small
+    lateral acceleration, growing towards the grip limit (curvatures beyond it get the front's sliding
+    slip: the car cannot hold them).
+    """
+    lf, lr, m = p[P_LF], p[P_LR], p[P_MASS]
+    wheelbase = lf + lr
+    steer = math.atan(wheelbase * kappa)
+    w = _blend_weight(v, p[P_BLEND_LO], p[P_BLEND_HI])
+    if w > 0.0:
+        fy = m * v * v * kappa / wheelbase  # times lr on the front axle, lf on the rear
+        mu_g = p[P_MU] * GRAVITY
+        front = _fiala_slip(fy * lr, p[P_CF], FRONT_GRIP * mu_g * m * lr / wheelbase)
+        steer += w * (front - _fiala_slip(fy * lf, p[P_CR], mu_g * m * lf / wheelbase))
+    return steer
+
+
+@njit(cache=True)
 def _derivatives(yaw, vx, vy, r, acc, steer, p, relax):
     """Time derivatives of (x, y, yaw, vx, vy, yaw_rate) of the blended bicycle.
 
     The kinematic part moves along the heading with yaw rate vx tan(steer) / L and relaxes vy to 0 and
-    the yaw-rate state to the kinematic one (time constant `relax`); the dynamic part is the linear-tyre
-    bicycle with slip angles from atan2, so every force stays bounded.
+    the yaw-rate state to the kinematic one (time constant `relax`); its acceleration and curvature are
+    capped to the grip (`mu g` combined). The dynamic part is the bicycle with brush tyres: the
+    acceleration `acc` becomes longitudinal tyre forces (drive on the front axle, braking split by the
+    static axle loads, each within mu times the axle's load), each axle's lateral force is the Fiala
+    curve of its slip angle (bounded at any slip, sliding beyond 90 degrees) saturating at what the
+    friction circle leaves beside its longitudinal force, and the front axle's forces act in the wheel's
+    frame.
     """
     vx = max(vx, 0.0)  # the RK2 midpoint of a braking step may dip below 0
-    r_kin = vx * math.tan(steer) / (p[P_LF] + p[P_LR])
-    w = _blend_weight(vx, p[P_BLEND_LO], p[P_BLEND_HI])
-    dvx, dvy, dr = acc, -vy / relax, (r_kin - r) / relax
-    vy_move, yaw_rate = 0.0, r_kin
+    m, lf, lr = p[P_MASS], p[P_LF], p[P_LR]
+    wheelbase = lf + lr
+    mu_g = p[P_MU] * GRAVITY
+    # Kinematic part: no slip, so the tyres must supply the path's acceleration; cap it at the grip.
+    # Front-wheel drive; ABS and traction control keep each tyre's longitudinal force within SLIP_CONTROL
+    # of its grip (a locked or spinning wheel would lose all lateral grip).
+    acc_kin = min(max(acc, -SLIP_CONTROL * mu_g), SLIP_CONTROL * FRONT_GRIP * mu_g * lr / wheelbase)
+    cos_s, sin_s = math.cos(steer), math.sin(steer)
+    tan_s = sin_s / cos_s
+    r_kin = vx * tan_s / wheelbase
+    lat2 = mu_g * mu_g - acc_kin * acc_kin
+    if (vx * r_kin) ** 2 > lat2:
+        r_kin = math.copysign(math.sqrt(max(lat2, 0.0)) / vx, r_kin)
+    # The blend follows the speed over ground, so a car sliding sideways stays dynamic; the kinematic part
+    # removes sideslip no faster than the grip allows.
+    speed = math.sqrt(vx * vx + vy * vy)
+    w = _blend_weight(speed, p[P_BLEND_LO], p[P_BLEND_HI])
+    dvx, dvy, dr = acc_kin, min(max(-vy / relax, -mu_g), mu_g), (r_kin - r) / relax
+    yaw_rate = r_kin
     if w > 0.0:
-        m, lf, lr = p[P_MASS], p[P_LF], p[P_LR]
-        fy_f = p[P_CF] * (steer - math.atan2(vy + lf * r, vx))
-        fy_r = -p[P_CR] * math.atan2(vy - lr * r, vx)
-        cos_s, sin_s = math.cos(steer), math.sin(steer)
-        dvx = w * (acc - fy_f * sin_s / m + vy * r) + (1.0 - w) * dvx
-        dvy = w * ((fy_f * cos_s + fy_r) / m - vx * r) + (1.0 - w) * dvy
-        dr = w * (lf * fy_f * cos_s - lr * fy_r) / p[P_IZ] + (1.0 - w) * dr
-        vy_move, yaw_rate = w * vy, w * r + (1.0 - w) * r_kin
+        cap_f = FRONT_GRIP * mu_g * m * lr / wheelbase  # mu times the static axle loads, N
+        cap_r = mu_g * m * lf / wheelbase
+        if acc >= 0.0:
+            fx_f, fx_r = min(m * acc, SLIP_CONTROL * cap_f), 0.0
+        else:
+            fx_f = max(m * acc * lr / wheelbase, -SLIP_CONTROL * cap_f)
+            fx_r = max(m * acc * lf / wheelbase, -SLIP_CONTROL * cap_r)
+        # Slip angles steer - atan((vy + lf r) / vx) and -atan((vy - lr r) / vx), as tangent fractions.
+        vf = vy + lf * r
+        fy_f = _fiala(
+            tan_s * vx - vf, vx + tan_s * vf, p[P_CF], math.sqrt(max(cap_f * cap_f - fx_f * fx_f, 0.0))
+        )
+        fy_r = _fiala(lr * r - vy, vx, p[P_CR], math.sqrt(max(cap_r * cap_r - fx_r * fx_r, 0.0)))
+        lat_f = fx_f * sin_s + fy_f * cos_s  # front axle force across the body, N
+        dvx = w * ((fx_f * cos_s - fy_f * sin_s + fx_r) / m + vy * r) + (1.0 - w) * dvx
+        dvy = w * ((lat_f + fy_r) / m - vx * r) + (1.0 - w) * dvy
+        yaw_acc = (lf * lat_f - lr * fy_r) / p[P_IZ]
+        # Stability control: a yaw rate beyond what the grip can turn the path at, mu g / speed, is braked
+        # back in ESC_TIME (as braking single wheels does), so the car slides wide instead of spinning.
+        excess = abs(r) - mu_g / max(speed, p[P_BLEND_HI])
+        if excess > 0.0:
+            yaw_acc -= math.copysign(excess / ESC_TIME, r)
+        dr = w * yaw_acc + (1.0 - w) * dr
+        yaw_rate = w * r + (1.0 - w) * r_kin
     c, s = math.cos(yaw), math.sin(yaw)
-    return vx * c - vy_move * s, vx * s + vy_move * c, yaw_rate, dvx, dvy, dr
+    return vx * c - vy * s, vx * s + vy * c, yaw_rate, dvx, dvy, dr
 
 
 @njit(cache=True)
@@ -314,8 +431,9 @@ def dynamic_inverse(state, next_x, next_y, next_yaw, next_speed, p, dt):
        most MAX_POSITION_CORRECTION), lateral being the offset from the line through the next pose; this
        also absorbs the sideslip that a slip-free log does not have.
     3. Yaw rate: a fraction of (heading change) / dt, YAW_GAIN up to YAW_GAIN_SPEED and YAW_GAIN *
-       YAW_GAIN_SPEED / v above, turned into a steering angle by the kinematic bicycle (wheelbase lf + lr)
-       plus the linear bicycle's steady-state understeer, weighted by the blend. A one-step (deadbeat)
+       YAW_GAIN_SPEED / v above, its curvature capped at INVERSE_GRIP of the front tyres' grip, turned
+       into a steering angle by `steady_state_steer` (the kinematic bicycle plus the tyres' understeer,
+       weighted by the blend). A one-step (deadbeat)
        heading inverse is unstable at highway speed: the steering lag and the lateral dynamics raise the
        relative degree, so its sampling zeros leave the unit circle.
     4. Inverse of the first-order lags: the steering command whose lagged response has that mean over the
@@ -323,8 +441,11 @@ def dynamic_inverse(state, next_x, next_y, next_yaw, next_speed, p, dt):
 
     With the default parameters the closed loop with `dynamic_step` is stable from 0 to 40 m/s (spectral
     radius <= 0.93 on a straight log) and recovers from a 1 m / 0.05 rad offset. Much slower steering
-    (rate, lag) or large offsets can drive the rate-limited steering into a limit cycle; closed-loop
-    tracking of arbitrary plans belongs to a controller, this is an inverse for logs.
+    (rate, lag) or large offsets can drive the rate-limited steering into a limit cycle, and so can a log
+    that turns faster than the steering rate allows (tight intersection turns near the blend speeds): it
+    looks one step ahead only. The behaviour-cloning labels (`alpagym_env.dataset`) therefore come from
+    the tracking controller over the logged future; closed-loop tracking of arbitrary plans belongs to a
+    controller, this is a one-step inverse for logs.
 
     Args:
         state: (NUM_STATE,) current row. next_x, next_y: m. next_yaw: rad. next_speed: m/s.
@@ -347,10 +468,8 @@ def dynamic_inverse(state, next_x, next_y, next_yaw, next_speed, p, dt):
         )
         gain = YAW_GAIN * min(1.0, YAW_GAIN_SPEED / vm)
         kappa = gain * wrap_angle(next_yaw + fix - yaw0) / (vm * dt)
-        wheelbase = p[P_LF] + p[P_LR]
-        understeer = p[P_MASS] / wheelbase * (p[P_LR] / p[P_CF] - p[P_LF] / p[P_CR])
-        w = _blend_weight(vm, p[P_BLEND_LO], p[P_BLEND_HI])
-        steer = math.atan(wheelbase * kappa) + w * understeer * vm * vm * kappa
+        lat = INVERSE_GRIP * FRONT_GRIP * p[P_MU] * GRAVITY / (vm * vm)  # the grip's curvature, 1/m
+        steer = steady_state_steer(min(max(kappa, -lat), lat), vm, p)
     k = _derivatives(yaw0, v0, state[VY], state[YAW_RATE], state[ACC], state[STEER], p, KIN_RELAX_TIME)
     accel = (v1 - v0) / dt - (k[3] - state[ACC])
     accel_cmd = _lag_command(state[ACC], accel, p[P_TAU_ACC], dt, False)

@@ -136,14 +136,103 @@ def test_log_speed_is_the_forward_projection_without_reversing():
 
 
 def test_dynamic_steady_state_yaw_rate_matches_the_understeer_formula():
+    # Linear range (0.07 g): the linear bicycle's understeer; 0.3 g: the Fiala tyres' `steady_state_steer`.
     p = d.default_params()
-    s = _state(vx=25.0, steer=0.02)
-    for _ in range(50):
-        d.dynamic_step(s, 0.0, 0.02, p, DT)
     k_us = p[d.P_MASS] / WHEELBASE * (p[d.P_LR] / p[d.P_CF] - p[d.P_LF] / p[d.P_CR])
-    expected = s[d.VX] * 0.02 / (WHEELBASE + k_us * s[d.VX] ** 2)  # about half the kinematic yaw rate
-    assert s[d.YAW_RATE] == pytest.approx(expected, rel=0.01)
-    assert s[d.VY] < 0.0  # the CoG slips outwards at speed
+    for steer, rel in ((0.005, 0.02), (0.02, 0.01)):
+        s = _state(vx=25.0, steer=steer)
+        for _ in range(50):
+            d.dynamic_step(s, 0.0, steer, p, DT)
+        if steer < 0.01:
+            expected = s[d.VX] * steer / (WHEELBASE + k_us * s[d.VX] ** 2)  # about half the kinematic rate
+            assert s[d.YAW_RATE] == pytest.approx(expected, rel=rel)
+        kappa = s[d.YAW_RATE] / s[d.VX]
+        assert d.steady_state_steer(kappa, s[d.VX], p) == pytest.approx(steer, rel=rel)
+        assert s[d.VY] < 0.0  # the CoG slips outwards at speed
+
+
+def _accelerations(p, v0, commands, dt=0.01):
+    """Drives the dynamic bicycle (one sub-step per dt) through `commands` ((accel, steer) per dt); returns
+    the final state and the ground accelerations (K, 2) [along, across the velocity], m/s^2."""
+    p = p.copy()
+    p[d.P_SUBSTEPS] = 1.0
+    s, vel = _state(vx=v0), []
+    for a, st in commands:
+        d.dynamic_step(s, a, st, p, dt)
+        c, sn = math.cos(s[d.YAW]), math.sin(s[d.YAW])
+        vel.append((s[d.VX] * c - s[d.VY] * sn, s[d.VX] * sn + s[d.VY] * c))
+    vel = np.array(vel)
+    acc, v = np.diff(vel, axis=0) / dt, vel[1:]
+    speed = np.maximum(np.hypot(v[:, 0], v[:, 1]), 1e-9)
+    along = (acc * v).sum(axis=1) / speed
+    return s, np.stack([along, (v[:, 0] * acc[:, 1] - v[:, 1] * acc[:, 0]) / speed], axis=1)
+
+
+def test_low_speed_turning_radius_is_wheelbase_over_tan_steer():
+    p = d.default_params()
+    for v, steer in ((1.0, 0.5), (2.5, 0.3), (2.5, -0.1)):
+        s = _state(vx=v, steer=steer)
+        for _ in range(20):
+            d.dynamic_step(s, 0.0, steer, p, DT)
+        assert s[d.VX] / s[d.YAW_RATE] == pytest.approx(WHEELBASE / math.tan(steer), rel=1e-9)
+
+
+def test_cornering_saturates_near_mu_g_and_more_steering_gives_no_more():
+    # Steering held 3 s, no throttle. Measured lateral acceleration at the end (in mu g), 25 m/s: 0.58,
+    # 0.81, 0.86, 0.87, 0.85, 0.77 for 0.05 ... 0.5 rad: it saturates near the front axle's grip
+    # (FRONT_GRIP mu g) and beyond it the front slides (understeer), scrubbing speed instead.
+    p = d.default_params()
+    mu_g = p[d.P_MU] * d.GRAVITY
+    lat = {}
+    for steer in (0.05, 0.1, 0.15, 0.2, 0.3, 0.5):
+        s, a = _accelerations(p, 25.0, [(0.0, steer)] * 300)
+        lat[steer] = a[-1, 1]
+        assert np.all(np.hypot(a[:, 0], a[:, 1]) < mu_g)
+        assert abs(math.atan2(s[d.VY], s[d.VX])) < 0.15  # no spin: sideslip stays small
+    assert 0.85 * mu_g < max(lat.values()) < mu_g
+    assert lat[0.5] < lat[0.3] < lat[0.2] * 1.01
+
+
+def test_full_steer_at_30_m_s_neither_exceeds_the_grip_nor_brakes_harder_than_the_brakes():
+    # Before the tyres had a grip limit: 5.3 g and 30 -> 8.5 m/s in 2 s. Measured: 0.77 g, 25.4 m/s.
+    p = d.default_params()
+    mu_g = p[d.P_MU] * d.GRAVITY
+    s, a = _accelerations(p, 30.0, [(0.0, p[d.P_MAX_STEER])] * 200)
+    assert np.hypot(a[:, 0], a[:, 1]).max() < mu_g
+    assert s[d.VX] > 30.0 - p[d.P_MAX_BRAKE] * 2.0 + 4.0 and -a[:, 0].max() < p[d.P_MAX_BRAKE]
+
+
+def test_braking_while_turning_stays_inside_the_friction_circle():
+    p = d.default_params()
+    mu_g = p[d.P_MU] * d.GRAVITY
+    for steer in (0.1, 0.3, 0.5):
+        s, a = _accelerations(p, 20.0, [(-p[d.P_MAX_BRAKE], steer)] * 400)
+        assert np.hypot(a[:, 0], a[:, 1]).max() < mu_g and s[d.VX] == 0.0
+        assert a[:150, 0].min() < -0.5 * mu_g  # it does brake, and turns: both share the circle
+
+
+@pytest.mark.parametrize("mu, tol", [(0.9, 1.0), (0.5, 1.0), (0.2, 1.05)])
+def test_combined_acceleration_never_exceeds_mu_g_under_random_commands(mu, tol):
+    # Commands held 0.3 s, drawn at random, full steering reversals included, 0-40 m/s. Measured largest
+    # |acceleration| / mu g over 8 x 30 s: 0.91 dry, 0.95 at mu 0.5, 1.03 at mu 0.2 (where the kinematic
+    # blend below 5 m/s takes the sideslip out at mu g on top of the path's own acceleration).
+    p = d.default_params()
+    p[d.P_MU] = mu
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        commands = []
+        for _ in range(100):
+            steer = rng.choice([-0.5, 0.5, rng.uniform(-0.5, 0.5)])
+            commands += [(rng.uniform(-7.0, 4.0), steer)] * 30
+        _, a = _accelerations(p, rng.uniform(0.0, 40.0), commands)
+        assert np.hypot(a[:, 0], a[:, 1]).max() < tol * mu * d.GRAVITY
+
+
+def test_the_expert_logs_stay_well_inside_the_grip():
+    from alpagym_env.scenarios.expert_kernel import A_LAT_MAX
+
+    p = d.default_params()
+    assert A_LAT_MAX < 0.25 * d.FRONT_GRIP * p[d.P_MU] * d.GRAVITY
 
 
 def test_dynamic_braking_at_standstill_moves_nothing():
