@@ -232,7 +232,9 @@ class ControllerConfig:
         r_accel: Acceleration away from the plan's, s^4/m^2.
         r_jerk: Acceleration command change from the current value, s^4/m^2.
         max_jerk: Largest change of the actual acceleration over a step / dt, m/s^3.
-        max_lat_acc: Tyre-grip limit: steering is capped so v^2 kappa stays below it, m/s^2.
+        max_lat_acc: Lateral-acceleration cap of the plan: steering is capped so v^2 kappa stays below
+            it and below the grip the ego's tyres leave beside the acceleration command
+            (`alpagym_env.sim.controller.lateral_limit`), m/s^2.
         feasibility_margin: Relative slack before a plan is flagged infeasible.
         preview: LQ horizon, s (capped by the plan's length).
     """

@@ -147,7 +147,12 @@ class AlpaDriveEnv(gym.Env):
       (`TerminationConfig.at_cut`), so reward, termination and metrics agree; ``ran_red_light``
       uses the front bumper and only stop lines of the route's own lane, never flags a bumper
       already past the line at the start, and costs -5 in ``progress_safety``; episode metrics gain
-      ``scene_score_strict`` (0 after a red-light violation).
+      ``scene_score_strict`` (0 after a red-light violation). The ego's tyres have a grip limit
+      (Fiala tyres within ``DynamicsConfig.mu`` times each axle's load, default 0.9: dry asphalt;
+      understeer and stability control past the limit), so combined acceleration stays within
+      mu * g (full steering at 30 m/s: 0.77 g, was 5.3 g); the trajectory controller's lateral
+      limit follows from it. Reactive (``agents="idm"``) vehicles keep to their log's timing while
+      nothing off its log is in their way.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
