@@ -2,9 +2,9 @@
 
 - `Scenario`, `make_scenario`, `load_scenario`, `save_scenario`, `ScenarioError`: the data model
   (`schema.py`).
-- `generate(family, seed)`: a procedural scene (`highway`, `merge`, `intersection`, `urban`), bit-identical
-  for the same seed, with collision-free, on-road expert logs for every agent; `FAMILIES` and
-  `register_family` form the registry.
+- `generate(family, seed)`: a procedural scene (`highway`, `merge`, `intersection`, `urban`,
+  `congestion`), bit-identical for the same seed, with collision-free, on-road expert logs for every
+  agent; `FAMILIES` and `register_family` form the registry.
 - `load_suite(name)` / `build_suite(name, size=...)`: the named suites `train`, `val`, `test`, `smoke`,
   cached on disk (`suites.py`).
 - `check_expert_logs(scenario)`: collisions, off-road boxes and red-light crossings in a scene's logs.

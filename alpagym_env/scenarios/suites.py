@@ -2,17 +2,18 @@
 
 | suite   | scenes | seeds per family            |
 |---------|--------|-----------------------------|
-| `train` | 1000   | 0 ... 249                   |
-| `val`   | 200    | 1_000_000 ... 1_000_049     |
-| `test`  | 200    | 2_000_000 ... 2_000_049     |
+| `train` | 1000   | 0 ... 199                   |
+| `val`   | 200    | 1_000_000 ... 1_000_039     |
+| `test`  | 200    | 2_000_000 ... 2_000_039     |
 | `smoke` | 8      | 3_000_000 ... 3_000_001     |
 
-Scene k of a suite is family `FAMILY_ORDER[k % 4]` with seed `first_seed + k // 4`, so every suite is
-balanced across the families and the seed ranges never overlap. A suite is one packed file
-`$ALPAGYM_CACHE/suites/{name}-v{SUITE_VERSION}.npz` (default cache dir `~/.cache/alpagym`), written by
-`schema.save_suite`, with a `.sha256` sidecar holding a fingerprint of the generator sources;
-`load_suite(name)` reads it, or builds it on a miss, when the file is unreadable, or when the generators
-changed since it was built. Bump `SUITE_VERSION` when a generator's output changes on purpose.
+Scene k of a suite is family `FAMILY_ORDER[k % 5]` (highway, merge, intersection, urban, congestion) with
+seed `first_seed + k // 5`, so every suite is balanced across the families and the seed ranges never
+overlap. A suite is one packed file `$ALPAGYM_CACHE/suites/{name}-v{SUITE_VERSION}.npz` (default cache
+dir `~/.cache/alpagym`), written by `schema.save_suite`, with a `.sha256` sidecar holding a fingerprint of
+the generator sources; `load_suite(name)` reads it, or builds it on a miss, when the file is unreadable,
+or when the generators changed since it was built. Bump `SUITE_VERSION` when a generator's output changes
+on purpose.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from alpagym_env.scenarios import schema
 from alpagym_env.scenarios.registry import generate
 from alpagym_env.scenarios.schema import Scenario, ScenarioError
 
-SUITE_VERSION = 1
-FAMILY_ORDER = ("highway", "merge", "intersection", "urban")
+SUITE_VERSION = 2  # 2: the congestion family; urban and intersection egos prefer turning logs
+FAMILY_ORDER = ("highway", "merge", "intersection", "urban", "congestion")
 
 
 @dataclass(frozen=True)

@@ -266,11 +266,21 @@ class Draft:
         network: Lanes, edges and stop lines.
         traffic: Paths and agents for the expert.
         light_states: (K, T) int8 light schedule (K = 0 without lights).
+        hidden_lights: The schedule only paces the expert (e.g. holds the head of a traffic jam) and is
+            not part of the scene: the scenario gets no lights, and the network must have no stop lines.
+        turn_bonus: Ego score added to an agent whose log turns (see `manoeuvres`).
+        stop_go_bonus: Ego score added to an agent whose log stops and moves on again (see `manoeuvres`).
+        require_stop_go: Only an agent whose log stops and moves on again may be the ego; a draw without
+            one is redrawn.
     """
 
     network: RoadNetwork
     traffic: expert.Traffic
     light_states: np.ndarray
+    hidden_lights: bool = False
+    turn_bonus: float = 0.0
+    stop_go_bonus: float = 0.0
+    require_stop_go: bool = False
 
 
 MAX_ATTEMPTS, MAX_REPAIRS = 8, 6
@@ -282,14 +292,54 @@ def _edge_segments(network: RoadNetwork) -> np.ndarray:
     return np.concatenate([np.concatenate([e[:-1], e[1:]], axis=1) for e in network.edges])
 
 
+TURN_ANGLE = math.pi / 4  # a log turns when its heading changes by more than this, start to end, rad
+STOP_SPEED, GO_SPEED = 0.5, 3.0  # a log stops below STOP_SPEED and moves on above GO_SPEED, m/s
+
+
+def manoeuvres(traj: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which logs turn and which stop and go, judged on their valid steps.
+
+    Args:
+        traj: (N, T, 5) logs [x, y, heading, vx, vy].
+        valid: (N, T) valid mask.
+
+    Returns:
+        (turns, stop_and_go), (N,) bool each: the net heading change from the first to the last valid
+        step exceeds `TURN_ANGLE`; the log drives above `GO_SPEED`, brakes below `STOP_SPEED`, then
+        drives above `GO_SPEED` again (a car that starts at a standstill does not count until it has
+        moved and stopped once more).
+    """
+    n, num_steps = valid.shape
+    rows = np.arange(n)
+    first = np.argmax(valid, axis=1)
+    last = num_steps - 1 - np.argmax(valid[:, ::-1], axis=1)
+    yaw = np.unwrap(np.where(valid, traj[..., 2], traj[rows, first, 2][:, None]), axis=1)
+    turns = valid.any(axis=1) & (np.abs(yaw[rows, last] - yaw[rows, first]) > TURN_ANGLE)
+    speed = np.where(valid, np.hypot(traj[..., 3], traj[..., 4]), 0.0)
+    fast = speed > GO_SPEED
+    slow = valid & (speed < STOP_SPEED)
+    moved = np.logical_or.accumulate(fast, axis=1)
+    stopped = np.logical_or.accumulate(slow & moved, axis=1)  # stopped after having moved
+    return turns, np.any(stopped & fast, axis=1)
+
+
 def _choose_ego(
-    logs: expert.Logs, bonus: np.ndarray, prepared: expert.Prepared, rng: np.random.Generator
+    logs: expert.Logs,
+    bonus: np.ndarray,
+    prepared: expert.Prepared,
+    rng: np.random.Generator,
+    turn_bonus: float = 0.0,
+    stop_go_bonus: float = 0.0,
+    require_stop_go: bool = False,
 ) -> int:
     """The agent to be the ego, or -1 when none qualifies.
 
     Candidates move along a path, are valid throughout, end on their lane centre (not mid lane change)
     with at least `ROUTE_BEYOND` + 5 m of path ahead. The score is the mean number of agents within 40 m,
-    plus 10 for travelling `EGO_MIN_TRAVEL` or more, plus the family's bonus (turning, merging agents).
+    plus 10 for travelling `EGO_MIN_TRAVEL` or more, plus the agent's own bonus (a turning or merging
+    path), plus `turn_bonus` when its log turns and `stop_go_bonus` when its log stops and moves on
+    again (`manoeuvres`): a path that would turn says nothing of whether the log gets there in time.
+    With `require_stop_go` only agents whose log stops and moves on again qualify.
     """
     valid_all = logs.valid.all(axis=1) & (logs.path[:, 0] >= 0)
     last = np.maximum(logs.path[:, -1], 0)
@@ -304,6 +354,9 @@ def _choose_ego(
         centred[i] = np.hypot(*(logs.traj[i, -1, :2] - centre)) < 0.05
     travel = np.hypot(*(logs.traj[:, -1, :2] - logs.traj[:, 0, :2]).T)
     ok = valid_all & centred & (remaining >= ROUTE_BEYOND + 5.0)
+    turns, stop_go = manoeuvres(logs.traj, logs.valid)
+    if require_stop_go:
+        ok &= stop_go
     if not ok.any():
         return -1
     xy = logs.traj[:, ::10, :2]
@@ -311,6 +364,7 @@ def _choose_ego(
     v = logs.valid[:, ::10]
     near = ((d < 40.0) & v[:, None, :] & v[None, :, :]).sum(axis=(1, 2)) / xy.shape[1] - 1.0
     score = near + bonus + 10.0 * (travel >= EGO_MIN_TRAVEL) + 0.01 * rng.random(len(ok))
+    score += turn_bonus * turns + stop_go_bonus * stop_go
     score[~ok] = -np.inf
     return int(np.argmax(score))
 
@@ -382,7 +436,10 @@ def assemble(
         kept = [a for a, k in zip(agents, keep, strict=True) if k]
         if not MIN_AGENTS <= int(ever.sum()) <= MAX_AGENTS:
             continue
-        ego = _choose_ego(logs, np.array([a.ego_bonus for a in kept]), prepared, rng)
+        bonus = np.array([a.ego_bonus for a in kept])
+        ego = _choose_ego(
+            logs, bonus, prepared, rng, draft.turn_bonus, draft.stop_go_bonus, draft.require_stop_go
+        )
         if ego < 0:
             continue
         route = _route(logs, ego, prepared)
@@ -393,7 +450,7 @@ def assemble(
             source=f"procedural:{family}:seed={seed}",
             dt=dt,
             **road,
-            light_states=draft.light_states,
+            light_states=np.zeros((0, num_steps), np.int8) if draft.hidden_lights else draft.light_states,
             traj=logs.traj[rows],
             valid=logs.valid[rows],
             length=np.array([kept[r].length for r in rows]),

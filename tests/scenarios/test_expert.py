@@ -6,7 +6,7 @@ import numpy as np
 
 from alpagym_env.scenarios import expert
 from alpagym_env.scenarios.schema import LIGHT_GREEN, LIGHT_RED, LIGHT_YELLOW, make_scenario, replace
-from alpagym_env.scenarios.validate import check_expert_logs
+from alpagym_env.scenarios.validate import check_expert_logs, manoeuvres
 
 T, DT = 201, 0.1
 
@@ -132,3 +132,18 @@ def test_check_expert_logs_finds_collisions_offroad_and_red_crossings(straight_s
         "step 78: agent 0 crosses stop line 0 on red",
     ]
     assert check_expert_logs(red, lights=False) == []
+
+
+def test_manoeuvres_judge_turns_and_stop_and_go_on_the_log():
+    t = np.arange(T) * DT
+    traj = np.zeros((4, T, 5))
+    valid = np.ones((4, T), dtype=bool)
+    traj[0, :, 2] = np.linspace(0.0, 0.5 * np.pi, T)  # a left turn
+    traj[1, :, 2] = np.linspace(3.0, 3.0 + 0.5, T) % (2 * np.pi) - np.pi  # 29 degrees, across +-pi
+    traj[2, :, 3] = np.where(t < 8.0, 12.0 - 1.5 * t, np.clip(2.0 * (t - 12.0), 0.0, 8.0))  # stop, go
+    traj[3, :, 3] = np.clip(2.0 * (t - 5.0), 0.0, 8.0)  # starts standing: only goes
+    valid[0, :50] = False
+    traj[0, :50, 2] = 9.0  # invalid steps do not count
+    turns, stop_go = manoeuvres(traj, valid)
+    assert turns.tolist() == [True, False, False, False]
+    assert stop_go.tolist() == [False, False, True, False]

@@ -15,9 +15,10 @@ from alpagym_env.scenarios.schema import (
     LOG_VX,
     LOG_VY,
 )
+from alpagym_env.scenarios.validate import GO_SPEED, STOP_SPEED, TURN_ANGLE, manoeuvres
 
 SEEDS = range(30)
-FAMILY_NAMES = ("highway", "merge", "intersection", "urban")
+FAMILY_NAMES = ("highway", "merge", "intersection", "urban", "congestion")
 _CACHE: dict[str, list] = {}
 
 
@@ -109,7 +110,7 @@ def test_ego_moves_and_route_extends_beyond_its_log(family):
     assert np.mean(np.array(travelled) >= 30.0) >= 0.9, travelled
 
 
-@pytest.mark.parametrize("family", ("highway", "merge", "urban"))
+@pytest.mark.parametrize("family", ("highway", "merge", "urban", "congestion"))
 def test_families_without_lights(family):
     for s in scenes(family)[:5]:
         assert s.light_states.shape == (0, s.num_steps) and s.stop_lines.shape == (0, 4)
@@ -212,3 +213,36 @@ def test_urban_parked_cars_and_unprotected_left_turns():
         last = yaw[np.arange(s.num_agents), s.num_steps - 1 - np.argmax(s.valid[:, ::-1], axis=1)]
         lefts += int(np.any(last - first > 1.2))
     assert lefts >= 0.4 * len(SEEDS)  # oncoming gaps decide: some logs end with turners still waiting
+
+
+def _ego_turns(s) -> bool:
+    yaw = np.unwrap(s.traj[s.ego_index, :, LOG_HEADING])
+    return bool(abs(yaw[-1] - yaw[0]) > TURN_ANGLE)
+
+
+@pytest.mark.parametrize(("family", "share"), [("urban", 0.5), ("intersection", 0.65)])
+def test_most_urban_and_intersection_egos_turn(family, share):
+    """The ego's own log turns (net heading change over 45 degrees), not merely its path."""
+    turning = [_ego_turns(s) for s in scenes(family)]
+    assert turning == [bool(manoeuvres(s.traj, s.valid)[0][s.ego_index]) for s in scenes(family)]
+    assert np.mean(turning) >= share, np.mean(turning)
+    assert not all(turning), "some egos still drive straight on"
+
+
+def test_congestion_ego_brakes_to_a_stop_and_drives_on():
+    for s in scenes("congestion"):
+        e = s.ego_index
+        speed = np.hypot(s.traj[e, :, LOG_VX], s.traj[e, :, LOG_VY])
+        k = int(np.argmax(speed < STOP_SPEED))
+        assert speed[k] < STOP_SPEED, s.scenario_id
+        assert speed[:k].max() > GO_SPEED and speed[k:].max() > GO_SPEED, s.scenario_id
+        assert manoeuvres(s.traj, s.valid)[1][e]
+        # a jam on every lane: the ego is not alone in stopping
+        others = np.hypot(s.traj[..., LOG_VX], s.traj[..., LOG_VY]).min(axis=1) < STOP_SPEED
+        assert others.sum() >= 3, s.scenario_id
+
+
+def test_highway_egos_do_not_stop():
+    for s in scenes("highway"):
+        speed = np.hypot(s.traj[s.ego_index, :, LOG_VX], s.traj[s.ego_index, :, LOG_VY])
+        assert speed.min() > 5.0, s.scenario_id

@@ -59,16 +59,17 @@ def _same(a, b):
 
 def test_suite_cache_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("ALPAGYM_CACHE", str(tmp_path))
-    built = build_suite("val", size=4, processes=1)
-    path = suites_mod.suite_path("val", 4)
+    n = len(suites_mod.FAMILY_ORDER)
+    built = build_suite("val", size=n, processes=1)
+    path = suites_mod.suite_path("val", n)
     assert path.exists() and path.parent == tmp_path / "suites"
     assert sorted(p.name for p in path.parent.iterdir()) == [
         path.name,
         path.name + ".sha256",
     ]  # no temp files
     assert [s.family for s in built] == list(suites_mod.FAMILY_ORDER)
-    loaded = load_suite("val", size=4)
-    assert len(loaded) == 4
+    loaded = load_suite("val", size=n)
+    assert len(loaded) == n
     for a, b in zip(built, loaded, strict=True):
         _same(a, b)
     # the suite is a prefix of the same deterministic plan as a direct generate

@@ -2,6 +2,17 @@
 
 Each family module draws a random road and traffic (`validate.Draft`) from a seeded generator and hands it
 to `validate.assemble`, which runs the expert and guarantees clean logs. Shared placement helpers live here.
+
+| family         | scene                                               | the ego                             |
+|----------------|-----------------------------------------------------|-------------------------------------|
+| `highway`      | 2-4 lane curved highway, dense traffic, trucks      | a car in the thick of traffic       |
+| `merge`        | on-ramp with an acceleration lane                   | a ramp car preferred                |
+| `intersection` | signalised four-way, protected turn phases          | in 90% of scenes a car that turns   |
+| `urban`        | T-junction, parked cars, unprotected left, cyclists | in 70% of scenes a car that turns   |
+| `congestion`   | the highway with a jam that stands, then clears     | always a car that stops and goes on |
+
+"Turns" and "stops and goes" are judged on the ego's log (`validate.manoeuvres`): a net heading change
+over 45 degrees; braking below 0.5 m/s after driving and driving above 3 m/s again.
 """
 
 from __future__ import annotations
@@ -37,4 +48,4 @@ def stop_speed(params: np.ndarray, gap: float) -> float:
     return float((-hw + np.sqrt(hw * hw + 4.0 * c * room)) / (2.0 * c))
 
 
-from alpagym_env.scenarios.families import highway, intersection, merge, urban  # noqa: E402, F401
+from alpagym_env.scenarios.families import congestion, highway, intersection, merge, urban  # noqa: E402, F401

@@ -68,7 +68,9 @@ def place_lane(
         traffic.agents.append(prev)
 
 
-def draw(rng: np.random.Generator) -> Draft:
+def road(rng: np.random.Generator) -> tuple[RoadNetwork, expert.Traffic, int, float]:
+    """A random curved road of 2-4 lanes and its expert paths (path i = lane i): (network, traffic with
+    no agents yet, lanes, speed limit m/s)."""
     n_lanes = int(rng.integers(2, 5))
     width = float(rng.uniform(3.4, 3.8))
     limit = float(rng.choice([27.8, 30.6, 33.3]))
@@ -91,6 +93,11 @@ def draw(rng: np.random.Generator) -> Draft:
         )
     net.add_edge(offset(ref, float(rng.uniform(0.5, 1.0)), h)[::-1])
     net.add_edge(offset(ref, -(n_lanes * width + float(rng.uniform(1.0, 2.5))), h))
+    return net, traffic, n_lanes, limit
+
+
+def draw(rng: np.random.Generator) -> Draft:
+    net, traffic, n_lanes, limit = road(rng)
     for i in range(n_lanes):
         place_lane(rng, traffic, i, i, n_lanes, limit, FILL, extra=9.0)
     return Draft(net, traffic, np.zeros((0, NUM_STEPS), dtype=np.int8))

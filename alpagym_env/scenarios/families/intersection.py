@@ -23,6 +23,8 @@ from alpagym_env.scenarios.validate import Draft, assemble
 NUM_STEPS, DT = 201, 0.1
 YELLOW, ALL_RED = 4.0, 2.0  # seconds
 DS = 0.5
+TURN_BONUS = 20.0  # ego score of an agent whose log turns (`validate.manoeuvres`)...
+TURN_SHARE = 0.9  # ...in this share of the scenes (the others keep more straight-driving egos)
 
 
 def light_schedule(rng: np.random.Generator, num_steps: int) -> np.ndarray:
@@ -186,7 +188,8 @@ def draw(rng: np.random.Generator) -> Draft:
                     )
                 )
                 t_spawn += 3.0 + float(rng.exponential(7.0))
-    return Draft(net, traffic, lights)
+    turn_bonus = TURN_BONUS if rng.random() < TURN_SHARE else 0.0  # drawn last: the traffic is as before
+    return Draft(net, traffic, lights, turn_bonus=turn_bonus)
 
 
 @register_family("intersection")

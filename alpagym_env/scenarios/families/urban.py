@@ -22,6 +22,8 @@ from alpagym_env.scenarios.validate import Draft, assemble
 NUM_STEPS, DT = 201, 0.1
 HALF_MAIN, SIDE_LEN, EXT = 300.0, 220.0, 20.0  # metres
 DS = 0.5
+TURN_BONUS = 20.0  # ego score of an agent whose log turns (`validate.manoeuvres`)...
+TURN_SHARE = 0.7  # ...in this share of the scenes (the others keep more straight-driving egos)
 SHOULDER = 0.5
 MAX_AGENTS = 60
 
@@ -220,7 +222,8 @@ def draw(rng: np.random.Generator) -> Draft:
                 )
             )
             t_spawn += 3.0 + float(rng.exponential(every))
-    return Draft(net, traffic, np.zeros((0, NUM_STEPS), dtype=np.int8))
+    turn_bonus = TURN_BONUS if rng.random() < TURN_SHARE else 0.0  # drawn last: the traffic is as before
+    return Draft(net, traffic, np.zeros((0, NUM_STEPS), dtype=np.int8), turn_bonus=turn_bonus)
 
 
 @register_family("urban")
