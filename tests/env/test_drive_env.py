@@ -132,9 +132,9 @@ def test_dict_observation_holds_the_flat_values():
     flat, dct = make(), make(obs_type="dict")
     o1, _ = flat.reset(seed=0)
     o2, _ = dct.reset(seed=0)
-    np.testing.assert_array_equal(
-        o1, np.concatenate([o2[k].ravel() for k in ("ego", "route", "agents", "light")])
-    )
+    parts = ("ego", "route", "limit", "lanes", "agents", "light")
+    assert tuple(o2) == parts
+    np.testing.assert_array_equal(o1, np.concatenate([o2[k].ravel() for k in parts]))
     assert dct.observation_space.contains(o2)
 
 
