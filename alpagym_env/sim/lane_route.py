@@ -29,6 +29,8 @@ BEHIND = 20.0  # m of route behind the log's first pose
 EXTENSION = 250.0  # m of route beyond the log's last pose
 MAX_CHAINS, MAX_DEPTH = 64, 16
 COVER_LANES = 1.6  # lane widths: a chain covers the poses this close to its lanes
+TAPER = 20.0  # m over which the route crosses from one piece's lane to the next's
+MAX_RUN_ON = 400.0  # m a piece may run on past the split to its lane's end
 DEFAULT_LANE_WIDTH = 3.7  # m, where no lane is known
 
 
@@ -136,7 +138,9 @@ def lane_route(s, log: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
 
     Where the lane graph does not join the lanes the log drove (an on-ramp drawn without a successor
     link), the log is split at the first pose the later chain does not cover (farther than
-    `COVER_LANES` lane widths) and the earlier part gets its own chain; the pieces are joined there.
+    `COVER_LANES` lane widths) and the earlier part gets its own chain. The earlier piece runs on to
+    its lane's end when that end lies beside the later piece (a ramp: the route shows where the ramp
+    ends, not when the log merged), and a straight taper reaches the later lane `TAPER` m further on.
 
     Args:
         s: The `Scenario` (its lanes).
@@ -154,6 +158,7 @@ def lane_route(s, log: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
     if not (matched >= 0).any():
         return None
     pieces, hi = [], pose.shape[0]
+    seen = set(matched[matched >= 0].tolist())
     while hi > 0:
         hit = np.flatnonzero(matched[:hi] >= 0)
         if hit.size == 0:
@@ -163,15 +168,30 @@ def lane_route(s, log: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
         far = np.flatnonzero(d > COVER_LANES * s.lane_width[chain[-1]])
         lo = int(far[-1]) + 1 if far.size else 0
         lo = min(lo, hit[-1])  # a piece holds at least its own end pose
+        if pieces:  # an earlier piece goes on through the lanes the log drove next (a ramp's lanes)
+            for _ in range(MAX_DEPTH):
+                nxt = [q for q in s.lane_successors[chain[-1]] if q in seen and q not in chain]
+                if not nxt:
+                    break
+                chain = (*chain, int(nxt[0]))
         pieces.insert(0, (chain, lo))
         hi = lo
     xys, attrs = [], []
     for i, (chain, lo) in enumerate(pieces):
         xy, attr = _polyline(s, chain)
         rs = arclength(xy)
-        a = rs[_nearest_vertex(xy, pose[lo, :2])] - (BEHIND if i == 0 else 0.0)
-        a = int(np.searchsorted(rs, a))
-        b = _nearest_vertex(xy, pose[pieces[i + 1][1], :2]) + 1 if i + 1 < len(pieces) else xy.shape[0]
+        if i == 0:
+            a = int(np.searchsorted(rs, rs[_nearest_vertex(xy, pose[lo, :2])] - BEHIND))
+        else:  # start TAPER m past where the previous piece ends
+            a = int(np.searchsorted(rs, rs[_nearest_vertex(xy, xys[-1][-1])] + TAPER))
+        b = xy.shape[0]
+        if i + 1 < len(pieces):
+            # Run on to the lane's end (a ramp's end) when it lies beside the next piece, else split.
+            b = _nearest_vertex(xy, pose[pieces[i + 1][1], :2]) + 1
+            nxt = pieces[i + 1][0]
+            gap = np.min([_distance_to_lane(s, lane, xy[-1:])[0][0] for lane in nxt])
+            if rs[-1] - rs[b - 1] < MAX_RUN_ON and gap < COVER_LANES * s.lane_width[nxt[0]]:
+                b = xy.shape[0]
         xys.append(xy[a : max(b, a + 2)])
         attrs.append(attr[a : max(b, a + 2)])
     xy, attr = np.concatenate(xys), np.concatenate(attrs)
