@@ -11,7 +11,8 @@ Buffers (B scenes, N = max_agents slots, C controlled slots, T = horizon + 1 log
   edges (B, E, 4), n_edges (B,), lights (B, K, T)
 - routes: route (B, C, R, 5), n_route (B, C), edges (B, C, E2, 4), edge_bins (B, C, NB + 1),
   lanes (B, C, L2, 5), lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
-  gt (B, C, 2), lane_route (B, C, R2, 7), n_lane_route (B, C), route_map (B, C, R)
+  gt (B, C, 2), lane_route (B, C, R2, 7), n_lane_route (B, C), route_map (B, C, R),
+  lane_stops (B, C, S2, 2), n_lane_stops (B, C)
 - state: agent (B, N, 8), valid (B, N), path_s (B, N), t (B,), track (B, C, NUM_TRACK),
   episode (B, C, NUM_CHANNELS, 3)
 
@@ -49,6 +50,8 @@ ROUTE_FIELDS = (
     "lane_route",
     "n_lane_route",
     "route_map",
+    "lane_stops",
+    "n_lane_stops",
 )
 STATE_FIELDS = ("agent", "valid", "path_s", "t", "track", "episode")
 
@@ -125,6 +128,8 @@ class BatchedSim:
             "lane_route": np.zeros((b, c, 2, 7)),
             "n_lane_route": np.full((b, c), 2, dtype=np.int64),
             "route_map": np.zeros((b, c, 2)),
+            "lane_stops": np.zeros((b, c, 1, 2)),
+            "n_lane_stops": np.zeros((b, c), dtype=np.int64),
         }
         self.state = {
             "agent": np.zeros((b, n, NUM_STATE)),
@@ -238,6 +243,9 @@ class BatchedSim:
             self._grow(rt, "lane_route", {2: nl})[b, c, :nl] = r.lane_route
             rt["n_lane_route"][b, c] = nl
             self._grow(rt, "route_map", {2: r.route.shape[0]})[b, c, : r.route.shape[0]] = r.route_map
+            ns = r.lane_stops.shape[0]
+            self._grow(rt, "lane_stops", {2: ns})[b, c, :ns] = r.lane_stops
+            rt["n_lane_stops"][b, c] = ns
         self.scenario_index[b] = index
         self.compiled[b] = cs
         self._key[b] = (index, controlled)

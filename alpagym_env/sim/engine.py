@@ -90,7 +90,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             edges (B, C, E2, 4), edge_bins (B, C, NB + 1), lanes (B, C, L2, 5),
             lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
             gt (B, C, 2) ``[s_start, log_length]``, then the lane route the observation shows:
-            lane_route (B, C, R2, 7), n_lane_route (B, C), route_map (B, C, R).
+            lane_route (B, C, R2, 7), n_lane_route (B, C), route_map (B, C, R), lane_stops (B, C, S2, 2),
+            n_lane_stops (B, C).
         state: Tuple of the dynamic arrays, updated in place: agent (B, N, 8), valid (B, N),
             path_s (B, N), t (B,), track (B, C, NUM_TRACK), episode (B, C, NUM_CHANNELS, 3).
         params: Tuple: dynamics (P,), agents (7,), obs (8,), term (4,) bool, reward_index (Kr,),
@@ -103,7 +104,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             with the controller's FLAG_* bits.
     """
     log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
-    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt, lane, n_lane, rmap = routes
+    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes[:10]
+    lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
     obs, metrics, r_terms, reward, terminated, truncated, scratch = out
@@ -176,7 +178,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
                 tr[TR_DONE] = 1.0
             _aggregate(episode[b, c], m, tr)
             write_obs(agent[b], valid[b], size[b], n, c, lane[b, c], n_lane[b, c], rmap[b, c], nr, s,
-                      stops[b, c], n_stops[b, c], light_now, t[b], obs_p, obs[b, c])  # fmt: skip
+                      lstops[b, c], n_lstops[b, c], light_now, t[b], obs_p, obs[b, c])  # fmt: skip
 
 
 @njit(cache=True)
@@ -224,7 +226,8 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
     Arguments are those of `step_batch`; `num_c` is the number of controlled slots.
     """
     log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
-    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt, lane, n_lane, rmap = routes
+    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes[:10]
+    lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
     obs, metrics, r_terms, reward, terminated, truncated, scratch = out
@@ -255,7 +258,7 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
             reward[b, c] = 0.0
             terminated[b, c] = False
             write_obs(agent[b], valid[b], size[b], n, c, lane[b, c], n_lane[b, c], rmap[b, c],
-                      n_route[b, c], s, stops[b, c], n_stops[b, c], light_now, 0, obs_p,
+                      n_route[b, c], s, lstops[b, c], n_lstops[b, c], light_now, 0, obs_p,
                       obs[b, c])  # fmt: skip
 
 

@@ -155,8 +155,8 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
         nl: Lane-route points in use.
         route_map: (R,) lane-route arc length of each point of its log route, m.
         nr: Log-route points in use.
-        s: Its arc length on the log route, m (locates it on the lane route and the stop lines).
-        stops: (S, 2) ``[log-route arc length, light]`` of stop lines on the route.
+        s: Its arc length on the log route, m (where to look for it on the lane route).
+        stops: (S, 2) ``[lane-route arc length, light]`` of stop lines on the lane route.
         ns: Stops in use.
         light_now: (K,) int8 current light states.
         t: Elapsed steps.
@@ -288,7 +288,7 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
     base += k_max * AGENT_FEATURES
     out[base + 3] = LIGHT_RANGE / pos
     for q in range(ns):
-        ahead = stops[q, 0] - s
+        ahead = stops[q, 0] - se
         if ahead >= 0.0:
             if ahead < LIGHT_RANGE:
                 state = light_now[int(stops[q, 1])]

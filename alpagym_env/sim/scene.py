@@ -56,6 +56,7 @@ class RouteData:
             unknown where the map has no lane for the log).
         route_map: (R,) float64 lane-route arc length of the projection of each `route` point, m (the
             observation's starting guess to locate an agent on its lane route).
+        lane_stops: (S2, 2) float64 `stops` on the lane route ``[lane-route arc length, light index]``.
     """
 
     route: np.ndarray
@@ -68,6 +69,7 @@ class RouteData:
     log_length: float
     lane_route: np.ndarray
     route_map: np.ndarray
+    lane_stops: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,9 +229,15 @@ def _resampled_lane_route(s: Scenario, path: np.ndarray, log: np.ndarray, valid:
     """(R2, 7) lane route of one log resampled at 1 m (`path` where no lane matches), see `RouteData`."""
     found = lane_route(s, log, valid)
     src, attr = (path, np.array([[DEFAULT_LANE_WIDTH, 0.0]])) if found is None else found
-    xy = resample(src, ROUTE_SPACING)
+    # Points at exact multiples of 1 m from the start: a route cut elsewhere (a log with another
+    # future) keeps every point before the cut bit for bit.
+    src_s = arclength(src)
+    keep = np.concatenate([[True], np.diff(src_s) > 1e-9])
+    src, src_s, attr = src[keep], src_s[keep], attr[np.minimum(np.flatnonzero(keep), attr.shape[0] - 1)]
+    rs = np.append(np.arange(0.0, src_s[-1], ROUTE_SPACING), src_s[-1])
+    xy = np.stack([np.interp(rs, src_s, src[:, 0]), np.interp(rs, src_s, src[:, 1])], axis=1)
     rs = arclength(xy)
-    seg = np.searchsorted(arclength(src), rs, side="right") - 1
+    seg = np.searchsorted(src_s, rs, side="right") - 1
     attr = attr[np.clip(seg, 0, attr.shape[0] - 1)]
     widths = np.zeros((xy.shape[0], 2))
     _free_widths(xy, edges, WIDTH_CAP, widths)
@@ -261,6 +269,9 @@ def compile_route(
     near_lanes, lane_bins = _bin_segments(lanes, xy, rs, nbins)
     stops = np.zeros((s.stop_lines.shape[0], 2))
     m = _route_stops(xy, rs, s.stop_lines, s.stop_light, stops)
+    lane_stops = np.zeros((s.stop_lines.shape[0], 2))
+    lxy, ls = np.ascontiguousarray(lane[:, :2]), np.ascontiguousarray(lane[:, R_S])
+    ml = _route_stops(lxy, ls, s.stop_lines, s.stop_light, lane_stops)
     idx = np.flatnonzero(valid)
     ends = np.zeros((2, 2))
     _project_all(log[[idx[0], idx[-1]], :2], xy, rs, xy.shape[0], ends)
@@ -275,6 +286,7 @@ def compile_route(
         log_length=float(max(ends[1, 0] - ends[0, 0], 0.0)),
         lane_route=lane,
         route_map=_route_map(xy, rs, lane),
+        lane_stops=lane_stops[:ml][np.argsort(lane_stops[:ml, 0])],
     )
 
 
