@@ -60,6 +60,7 @@ LIMIT_RANGE = 100.0  # m: speed-limit changes farther along the route are not sh
 LANE_HEADING = np.pi / 3  # rad: agents within this of the route's direction may fill lane slots
 EGO_WINDOW = 15  # route points searched either side of the ego's guessed position
 COARSE = 4  # route-point stride of the coarse search for other agents
+AGENT_WINDOW = 28  # route points searched either side of an agent's guessed position
 OBS_BOUND = 1000.0  # every entry is clipped to +-OBS_BOUND (the Box bounds)
 
 # Indices into the obs parameter vector built by `obs_params`.
@@ -212,18 +213,22 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
     slot_l = np.zeros(LANE_SLOTS)
     slot_seg = np.zeros(LANE_SLOTS, dtype=np.int64)
     r2 = rng * rng
-    lo, hi = i0 - int(rng) - 8, i0 + int(rng) + 9
     for j in range(n):
         if j == c or not valid[j]:
             continue
-        if (agent[j, X] - x0) ** 2 + (agent[j, Y] - y0) ** 2 > r2:
+        dx, dy = agent[j, X] - x0, agent[j, Y] - y0
+        if dx * dx + dy * dy > r2:
             continue
-        sj, lj, gj = _project(agent[j, X], agent[j, Y], lane, nl, lo, hi, COARSE)
-        ax, ay = _tangent(lane, gj)
-        if abs(wrap_angle(agent[j, YAW] - np.arctan2(ay, ax))) > LANE_HEADING:
-            continue
+        # Search around where the route tangent at the ego puts it; arcs are longer than chords.
+        guess = i0 + int(dx * tx + dy * ty)
+        sj, lj, gj = _project(
+            agent[j, X], agent[j, Y], lane, nl, guess - AGENT_WINDOW, guess + AGENT_WINDOW, COARSE
+        )
         rel = np.floor(lj / w + 0.5) - band
         if rel < -1.0 or rel > 1.0:
+            continue
+        ax, ay = _tangent(lane, gj)
+        if abs(wrap_angle(agent[j, YAW] - np.arctan2(ay, ax))) > LANE_HEADING:
             continue
         q = 2 * (0 if rel == 0.0 else (1 if rel > 0.0 else 2)) + (0 if sj >= se else 1)
         d = abs(sj - se)
