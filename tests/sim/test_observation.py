@@ -146,3 +146,21 @@ def test_leader_is_never_missing_in_the_expert_rollouts():
     scenes = [generate(f, seed) for f in families for seed in (2_000_000, 2_000_002)]
     missed, total = _leader_missing(scenes)
     assert total > 100 and missed == 0
+
+
+def test_scenes_without_lanes_fall_back_to_the_log_path():
+    s = straight_road()
+    bare = dataclasses.replace(
+        s,
+        lane_xy=np.zeros((0, 2)),
+        lane_offsets=np.zeros(1, dtype=np.int64),
+        lane_width=np.zeros(0),
+        lane_successors=np.zeros((0, 4), dtype=np.int64),
+        lane_speed_limit=np.zeros(0),
+    )
+    assert lane_route(bare, bare.traj[0], bare.valid[0]) is None
+    (obs,) = first_obs([bare])
+    p = parts(obs[0])
+    np.testing.assert_allclose(p["route"][:, 1], 0.0, atol=1e-6)  # along the logged path, y = 0
+    assert p["limit"][0] == 0.0  # unknown
+    assert p["lanes"][0, 0] == 1.0  # the leader 25 m ahead, in a 3.7 m lane around the path
