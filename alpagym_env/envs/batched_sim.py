@@ -11,7 +11,7 @@ Buffers (B scenes, N = max_agents slots, C controlled slots, T = horizon + 1 log
   edges (B, E, 4), n_edges (B,), lights (B, K, T)
 - routes: route (B, C, R, 5), n_route (B, C), edges (B, C, E2, 4), edge_bins (B, C, NB + 1),
   lanes (B, C, L2, 5), lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
-  gt (B, C, 2), lane_route (B, C, R2, 7), n_lane_route (B, C), route_map (B, C, R),
+  gt (B, C, 2), lane_route (B, C, R2, 8), n_lane_route (B, C), route_map (B, C, R),
   lane_stops (B, C, S2, 2), n_lane_stops (B, C)
 - state: agent (B, N, 8), valid (B, N), path_s (B, N), t (B,), track (B, C, NUM_TRACK),
   episode (B, C, NUM_CHANNELS, 3)
@@ -125,7 +125,7 @@ class BatchedSim:
             "stops": np.zeros((b, c, 1, 2)),
             "n_stops": np.zeros((b, c), dtype=np.int64),
             "gt": np.zeros((b, c, 2)),
-            "lane_route": np.zeros((b, c, 2, 7)),
+            "lane_route": np.zeros((b, c, 2, 8)),
             "n_lane_route": np.full((b, c), 2, dtype=np.int64),
             "route_map": np.zeros((b, c, 2)),
             "lane_stops": np.zeros((b, c, 1, 2)),

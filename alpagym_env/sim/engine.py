@@ -90,7 +90,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             edges (B, C, E2, 4), edge_bins (B, C, NB + 1), lanes (B, C, L2, 5),
             lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
             gt (B, C, 2) ``[s_start, log_length]``, then the lane route the observation shows:
-            lane_route (B, C, R2, 7), n_lane_route (B, C), route_map (B, C, R), lane_stops (B, C, S2, 2),
+            lane_route (B, C, R2, 8), n_lane_route (B, C), route_map (B, C, R), lane_stops (B, C, S2, 2),
             n_lane_stops (B, C).
         state: Tuple of the dynamic arrays, updated in place: agent (B, N, 8), valid (B, N),
             path_s (B, N), t (B,), track (B, C, NUM_TRACK), episode (B, C, NUM_CHANNELS, 3).

@@ -133,6 +133,13 @@ def _nearest_vertex(xy: np.ndarray, p: np.ndarray) -> int:
     return int(np.argmin(np.hypot(xy[:, 0] - p[0], xy[:, 1] - p[1])))
 
 
+def _signed_offset(xy: np.ndarray, p: np.ndarray) -> float:
+    """Signed distance of `p` from the polyline's nearest vertex along its normal, left > 0, m."""
+    k = min(_nearest_vertex(xy, p), xy.shape[0] - 2)
+    t = xy[k + 1] - xy[k]
+    return float((t[0] * (p[1] - xy[k, 1]) - t[1] * (p[0] - xy[k, 0])) / max(np.hypot(*t), 1e-9))
+
+
 def lane_route(s, log: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """The lane-level route of one agent's log (see the module docstring), or None when no lane matches.
 
@@ -148,8 +155,9 @@ def lane_route(s, log: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
         valid: (T,) bool, its valid steps.
 
     Returns:
-        (xy (P, 2) polyline, metres; attrs (P, 2) ``[lane width m, speed limit m/s]`` of the lane each
-        point belongs to), or None.
+        (xy (P, 2) polyline, metres; attrs (P, 3) ``[lane width m, speed limit m/s, shift m]`` of the
+        lane each point belongs to, shift being that lane's lateral offset from the lane of the route's
+        end where they lie side by side, left > 0), or None.
     """
     if s.num_lanes == 0 or not valid.any():
         return None
@@ -176,9 +184,10 @@ def lane_route(s, log: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
                 chain = (*chain, int(nxt[0]))
         pieces.insert(0, (chain, lo))
         hi = lo
-    xys, attrs = [], []
+    xys, attrs, fulls, beside = [], [], [], []
     for i, (chain, lo) in enumerate(pieces):
         xy, attr = _polyline(s, chain)
+        fulls.append(xy)
         rs = arclength(xy)
         if i == 0:
             a = int(np.searchsorted(rs, rs[_nearest_vertex(xy, pose[lo, :2])] - BEHIND))
@@ -190,11 +199,17 @@ def lane_route(s, log: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
             b = _nearest_vertex(xy, pose[pieces[i + 1][1], :2]) + 1
             nxt = pieces[i + 1][0]
             gap = np.min([_distance_to_lane(s, lane, xy[-1:])[0][0] for lane in nxt])
-            if rs[-1] - rs[b - 1] < MAX_RUN_ON and gap < COVER_LANES * s.lane_width[nxt[0]]:
+            beside.append(gap < COVER_LANES * s.lane_width[nxt[0]])
+            if rs[-1] - rs[b - 1] < MAX_RUN_ON and beside[-1]:
                 b = xy.shape[0]
         xys.append(xy[a : max(b, a + 2)])
         attrs.append(attr[a : max(b, a + 2)])
-    xy, attr = np.concatenate(xys), np.concatenate(attrs)
+    # Lateral shift of each piece's lane from the last piece's (left > 0) where the lanes lie side by side.
+    shifts, acc = [np.zeros(xys[-1].shape[0])], 0.0
+    for i in range(len(xys) - 2, -1, -1):
+        acc += _signed_offset(fulls[i + 1], xys[i][-1]) if beside[i] else 0.0
+        shifts.insert(0, np.full(xys[i].shape[0], acc))
+    xy, attr, shift = np.concatenate(xys), np.concatenate(attrs), np.concatenate(shifts)
     rs = arclength(xy)
     beyond = rs[-1] - rs[_nearest_vertex(xy, pose[-1, :2])]
     lane = pieces[-1][0][-1]
@@ -209,13 +224,14 @@ def lane_route(s, log: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
             more, more_attr = more[1:], more_attr[1:]
         beyond += arclength(np.vstack([xy[-1:], more]))[-1]
         xy, attr = np.vstack([xy, more]), np.vstack([attr, more_attr])
+        shift = np.concatenate([shift, np.zeros(more.shape[0])])
     if beyond < EXTENSION:
         h = np.arctan2(*(xy[-1] - xy[-2])[::-1])
         xy = np.vstack([xy, xy[-1] + (EXTENSION - beyond) * np.array([np.cos(h), np.sin(h)])])
-        attr = np.vstack([attr, attr[-1:]])
+        attr, shift = np.vstack([attr, attr[-1:]]), np.append(shift, 0.0)
     else:  # cut the route EXTENSION m past the log's last pose
         rs = arclength(xy)
         keep = int(np.searchsorted(rs, rs[-1] - (beyond - EXTENSION))) + 1
-        xy, attr = xy[:keep], attr[:keep]
+        xy, attr, shift = xy[:keep], attr[:keep], shift[:keep]
     keep = np.concatenate([[True], np.hypot(*np.diff(xy, axis=0).T) > 1e-6])
-    return xy[keep], attr[keep]
+    return xy[keep], np.column_stack([attr, shift])[keep]

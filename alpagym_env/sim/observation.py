@@ -31,8 +31,9 @@ Layout of one controlled agent's float32 vector (K = `ObsConfig.num_agents`, M =
   distance / position_scale (2.0 and no flag when there is none).
 
 Lane slots: every valid agent within `agent_range` (straight line) is projected on the lane route near
-the ego (arc length s, signed lateral offset l). With w the route's lane width at the ego, an agent is in
-lane band round(l / w) relative to the route; band equal to the ego's is its lane, one more the lane to
+the ego (arc length s, signed lateral offset l, plus the route's shift where it moves between unlinked
+side-by-side lanes, so l is measured from one lane throughout). With w the route's lane width at the ego,
+an agent is in lane band round(l / w); band equal to the ego's is its lane, one more the lane to
 the left, one less the lane to the right. Only agents heading within 60 deg of the route's direction
 there fill lane slots (oncoming and crossing traffic go to the nearest others); the leader is the nearest
 ahead (s >= the ego's), the follower the nearest behind. So the leader is never missing while an agent
@@ -50,7 +51,7 @@ from numba import njit
 from alpagym_env.scenarios.schema import LIGHT_GREEN, LIGHT_RED, LIGHT_YELLOW
 from alpagym_env.sim.dynamics import ACC, STEER, VX, VY, YAW, YAW_RATE, X, Y
 from alpagym_env.sim.geometry import project_to_polyline, wrap_angle
-from alpagym_env.sim.scene import R_LANE_WIDTH, R_S, R_SPEED_LIMIT, R_WIDTH_LEFT, R_WIDTH_RIGHT
+from alpagym_env.sim.scene import R_LANE_SHIFT, R_LANE_WIDTH, R_S, R_SPEED_LIMIT, R_WIDTH_LEFT, R_WIDTH_RIGHT
 
 EGO_SIZE, ROUTE_FEATURES, LIMIT_SIZE, LANE_SLOTS, LANE_FEATURES, AGENT_FEATURES, LIGHT_SIZE = (
     10, 4, 3, 6, 8, 9, 4,
@@ -60,7 +61,7 @@ LIMIT_RANGE = 100.0  # m: speed-limit changes farther along the route are not sh
 LANE_HEADING = np.pi / 3  # rad: agents within this of the route's direction may fill lane slots
 EGO_WINDOW = 15  # route points searched either side of the ego's guessed position
 COARSE = 4  # route-point stride of the coarse search for other agents
-AGENT_WINDOW = 28  # route points searched either side of an agent's guessed position
+ARC_FACTOR = 1.6  # route arc length between the ego and an agent, at most, per metre of straight line
 OBS_BOUND = 1000.0  # every entry is clipped to +-OBS_BOUND (the Box bounds)
 
 # Indices into the obs parameter vector built by `obs_params`.
@@ -152,7 +153,7 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
         size: (N, 2) lengths and widths, m.
         n: Slots in use.
         c: The observing slot.
-        lane: (R2, 7) its compiled lane route (`alpagym_env.sim.scene.RouteData.lane_route`).
+        lane: (R2, 8) its compiled lane route (`alpagym_env.sim.scene.RouteData.lane_route`).
         nl: Lane-route points in use.
         route_map: (R,) lane-route arc length of each point of its log route, m.
         nr: Log-route points in use.
@@ -173,7 +174,9 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
     se, le, seg = _project(x0, y0, lane, nl, guess - EGO_WINDOW, guess + EGO_WINDOW + 1, 1)
     tx, ty = _tangent(lane, seg)
     w = max(lane[seg, R_LANE_WIDTH], 1.0)
-    band = np.floor(le / w + 0.5)
+    # Lateral offsets in the frame of the lane the route ends in: bands stay lanes across a shift.
+    la = le + lane[seg, R_LANE_SHIFT]
+    band = np.floor(la / w + 0.5)
     out[0] = agent[c, VX] / spd
     out[1] = agent[c, VY] / spd
     out[2] = agent[c, YAW_RATE]
@@ -183,7 +186,7 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
     herr = wrap_angle(h0 - np.arctan2(ty, tx))
     out[6] = np.sin(herr)
     out[7] = np.cos(herr)
-    out[8] = (le - band * w) / 5.0
+    out[8] = (la - band * w) / 5.0
     out[9] = t / p[O_HORIZON]
     base = EGO_SIZE
     i0 = min(max(int(se + 0.5), 0), nl - 1)
@@ -219,11 +222,13 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
         dx, dy = agent[j, X] - x0, agent[j, Y] - y0
         if dx * dx + dy * dy > r2:
             continue
-        # Search around where the route tangent at the ego puts it; arcs are longer than chords.
-        guess = i0 + int(dx * tx + dy * ty)
-        sj, lj, gj = _project(
-            agent[j, X], agent[j, Y], lane, nl, guess - AGENT_WINDOW, guess + AGENT_WINDOW, COARSE
-        )
+        # Along the route it lies between its offset along the ego's tangent and ARC_FACTOR x its
+        # straight-line distance (an arc is longer than its chord, up to pi / 2 for a quarter turn).
+        lon, far = dx * tx + dy * ty, ARC_FACTOR * np.sqrt(dx * dx + dy * dy)
+        lo = i0 + int(lon) - 8 if lon >= 0.0 else i0 - int(far) - 9
+        hi = i0 + int(far) + 9 if lon >= 0.0 else i0 + int(lon) + 9
+        sj, lj, gj = _project(agent[j, X], agent[j, Y], lane, nl, lo, hi, COARSE)
+        lj += lane[gj, R_LANE_SHIFT]
         rel = np.floor(lj / w + 0.5) - band
         if rel < -1.0 or rel > 1.0:
             continue
@@ -246,7 +251,7 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
         vjx, vjy = _world_velocity(agent, j)
         out[o] = 1.0
         out[o + 1] = (slot_d[q] - 0.5 * (size[c, 0] + size[j, 0])) / pos
-        out[o + 2] = (slot_l[q] - le) / 5.0
+        out[o + 2] = (slot_l[q] - la) / 5.0
         out[o + 3] = (vjx * ax + vjy * ay - v_along) / spd
         out[o + 4] = (-vjx * ay + vjy * ax) / spd
         out[o + 5] = np.sin(wrap_angle(agent[j, YAW] - np.arctan2(ay, ax)))

@@ -35,7 +35,7 @@ EXTENSION = 50.0  # m a controlled agent's route extends past its log
 # Columns of a compiled route.
 R_X, R_Y, R_S, R_WIDTH_LEFT, R_WIDTH_RIGHT = range(5)
 # Extra columns of a compiled lane route (its first five are those of a route).
-R_LANE_WIDTH, R_SPEED_LIMIT = 5, 6
+R_LANE_WIDTH, R_SPEED_LIMIT, R_LANE_SHIFT = 5, 6, 7
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,9 +51,11 @@ class RouteData:
         stops: (S, 2) float64 ``[route arc length, light index]`` of stop lines crossing the route.
         s_start: Route arc length of the agent's first logged position, m.
         log_length: Logged path length over the horizon (progress normaliser), m.
-        lane_route: (R2, 7) float64 the lane route the observation shows, every ~1 m: the columns of
-            `route` then ``[lane width m, speed limit m/s]`` (the log path, 3.7 m lanes and limit 0 =
-            unknown where the map has no lane for the log).
+        lane_route: (R2, 8) float64 the lane route the observation shows, every 1 m: the columns of
+            `route` then ``[lane width m, speed limit m/s, shift m]`` (shift: the route lane's lateral
+            offset from the lane it ends in, where it moves over between side-by-side lanes without a
+            lane link, e.g. off a ramp; the log path, 3.7 m lanes, limit 0 = unknown and shift 0 where
+            the map has no lane for the log).
         route_map: (R,) float64 lane-route arc length of the projection of each `route` point, m (the
             observation's starting guess to locate an agent on its lane route).
         lane_stops: (S2, 2) float64 `stops` on the lane route ``[lane-route arc length, light index]``.
@@ -228,7 +230,7 @@ def _bin_segments(segs: np.ndarray, route_xy: np.ndarray, route_s: np.ndarray, n
 def _resampled_lane_route(s: Scenario, path: np.ndarray, log: np.ndarray, valid: np.ndarray, edges):
     """(R2, 7) lane route of one log resampled at 1 m (`path` where no lane matches), see `RouteData`."""
     found = lane_route(s, log, valid)
-    src, attr = (path, np.array([[DEFAULT_LANE_WIDTH, 0.0]])) if found is None else found
+    src, attr = (path, np.array([[DEFAULT_LANE_WIDTH, 0.0, 0.0]])) if found is None else found
     # Points at exact multiples of 1 m from the start: a route cut elsewhere (a log with another
     # future) keeps every point before the cut bit for bit.
     src_s = arclength(src)
@@ -238,7 +240,9 @@ def _resampled_lane_route(s: Scenario, path: np.ndarray, log: np.ndarray, valid:
     xy = np.stack([np.interp(rs, src_s, src[:, 0]), np.interp(rs, src_s, src[:, 1])], axis=1)
     rs = arclength(xy)
     seg = np.searchsorted(src_s, rs, side="right") - 1
+    shift = np.interp(rs, src_s, attr[:, 2]) if attr.shape[0] == src.shape[0] else np.zeros_like(rs)
     attr = attr[np.clip(seg, 0, attr.shape[0] - 1)]
+    attr[:, 2] = shift  # across a taper the shift runs smoothly from one lane to the next
     widths = np.zeros((xy.shape[0], 2))
     _free_widths(xy, edges, WIDTH_CAP, widths)
     return np.ascontiguousarray(np.concatenate([xy, rs[:, None], widths, attr], axis=1))
