@@ -142,7 +142,7 @@ def _leader_missing(scenes) -> tuple[int, int]:
 
 
 def test_leader_is_never_missing_in_the_expert_rollouts():
-    families = ("highway", "intersection", "urban")
+    families = ("highway", "merge", "intersection", "urban")
     scenes = [generate(f, seed) for f in families for seed in (2_000_000, 2_000_002)]
     missed, total = _leader_missing(scenes)
     assert total > 100 and missed == 0
