@@ -145,10 +145,14 @@ class AgentsConfig:
 class ObsConfig:
     """Sizes of the flat observation (layout in `alpagym_env.sim.observation`).
 
+    Besides these, the observation always holds 6 lane slots (leader and follower in the ego's lane and
+    in the lanes to its left and right) and the speed limit with its next change along the lane route.
+
     Attributes:
-        num_agents: K nearest agents observed.
-        agent_range: Agents farther than this are masked out, m.
-        route_points: Route waypoints ahead of the ego.
+        num_agents: K nearest other agents observed (those not in a lane slot).
+        agent_range: Agents farther than this (straight line) are masked out of the lane slots and the
+            nearest others, m.
+        route_points: Lane-route waypoints ahead of the ego.
         route_spacing: Arc-length spacing of the waypoints, m.
         position_scale: Positions are divided by this, m.
         speed_scale: Speeds are divided by this, m/s.

@@ -25,9 +25,11 @@ from alpagym_env.sim.observation import AGENT_FEATURES, obs_layout
 
 @dataclass(frozen=True)
 class RulePolicy:
-    """Pure pursuit on the route waypoints with IDM speed control behind the nearest car ahead.
+    """Pure pursuit on the lane-route waypoints with IDM speed control behind the nearest car ahead.
 
-    It stops for red and yellow lights it can stop for, and cruises at `cruise_speed` otherwise.
+    The car ahead is the leader lane slot, or a nearer other agent (crossing or oncoming traffic) inside
+    the ego's corridor. It stops for red and yellow lights it can stop for, and cruises at
+    `cruise_speed` otherwise.
 
     Attributes:
         cruise_speed: Desired speed on a free road, m/s.
@@ -50,6 +52,7 @@ class RulePolicy:
         ego = obs[:, lay["ego"][0]]
         route = obs[:, lay["route"][0]].reshape(len(obs), *lay["route"][1])
         agents = obs[:, lay["agents"][0]].reshape(len(obs), self.obs.num_agents, AGENT_FEATURES)
+        leader = obs[:, lay["lanes"][0]].reshape(len(obs), *lay["lanes"][1])[:, 0]
         light = obs[:, lay["light"][0]]
         v = ego[:, 0] * spd
         # Pure pursuit: curvature 2 y / d^2 to the lookahead waypoint, steer = atan(wheelbase * k).
@@ -61,6 +64,8 @@ class RulePolicy:
         actions[:, 1] = np.clip(steer / self.dynamics.max_steer, -1, 1)
         for b in range(len(obs)):
             gap, v_lead = 1e9, 0.0
+            if leader[b, 0] > 0:
+                gap, v_lead = leader[b, 1] * pos, v[b] + leader[b, 3] * spd
             for row in agents[b]:
                 x, y = row[0] * pos, row[1] * pos
                 if row[8] > 0 and x > 0 and abs(y) < 2.5:

@@ -37,10 +37,9 @@ def lane_follower(obs: dict[str, np.ndarray], config) -> np.ndarray:
     x, y = obs["route"][1, :2] * pos_scale  # waypoint in the ego frame, m
     wheelbase = config.dynamics.lf + config.dynamics.lr
     steer = np.arctan(wheelbase * 2.0 * y / max(x * x + y * y, 1.0))  # rad
-    # Agents: rows of [x, y, vx, vy, cos, sin, length, width, valid] in the ego frame, nearest first.
-    agents = obs["agents"]
-    ahead = (agents[:, 8] > 0) & (agents[:, 0] > 0) & (np.abs(agents[:, 1] * pos_scale) < 2.0)
-    gap = agents[ahead, 0].min() * pos_scale - 5.0 if ahead.any() else np.inf  # m, roughly bumper to bumper
+    # Lane slots: row 0 is the leader in the ego's lane, [present, gap along the lane, ...].
+    leader = obs["lanes"][0]
+    gap = leader[1] * pos_scale if leader[0] > 0 else np.inf  # m, bumper to bumper
     target = min(10.0, max(gap - 3.0, 0.0) / 1.5)  # m/s: keep 3 m plus 1.5 s of headway
     accel = np.clip(0.8 * (target - speed), -6.0, 2.0)  # m/s^2, a P-controller on speed
     # Actions are normalised: [accel / max_acc (or max_brake when braking), steer / max_steer].

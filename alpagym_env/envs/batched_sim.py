@@ -11,12 +11,13 @@ Buffers (B scenes, N = max_agents slots, C controlled slots, T = horizon + 1 log
   edges (B, E, 4), n_edges (B,), lights (B, K, T)
 - routes: route (B, C, R, 5), n_route (B, C), edges (B, C, E2, 4), edge_bins (B, C, NB + 1),
   lanes (B, C, L2, 5), lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
-  gt (B, C, 2)
+  gt (B, C, 2), lane_route (B, C, R2, 8), n_lane_route (B, C), route_map (B, C, R),
+  lane_stops (B, C, S2, 2), n_lane_stops (B, C)
 - state: agent (B, N, 8), valid (B, N), path_s (B, N), t (B,), track (B, C, NUM_TRACK),
   episode (B, C, NUM_CHANNELS, 3), contact (B, C, N) int8 (each controlled slot's latched collision
   verdict against every slot; part of the snapshots, so a restored episode judges contacts alike)
 
-Capacities E, K, R, E2, L2, NB and S grow when a larger scene is loaded.
+Capacities E, K, R, R2, E2, L2, NB and S grow when a larger scene is loaded.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ ROUTE_FIELDS = (
     "stops",
     "n_stops",
     "gt",
+    "lane_route",
+    "n_lane_route",
+    "route_map",
+    "lane_stops",
+    "n_lane_stops",
 )
 STATE_FIELDS = ("agent", "valid", "path_s", "t", "track", "episode", "contact")
 
@@ -120,6 +126,11 @@ class BatchedSim:
             "stops": np.zeros((b, c, 1, 2)),
             "n_stops": np.zeros((b, c), dtype=np.int64),
             "gt": np.zeros((b, c, 2)),
+            "lane_route": np.zeros((b, c, 2, 8)),
+            "n_lane_route": np.full((b, c), 2, dtype=np.int64),
+            "route_map": np.zeros((b, c, 2)),
+            "lane_stops": np.zeros((b, c, 1, 2)),
+            "n_lane_stops": np.zeros((b, c), dtype=np.int64),
         }
         self.state = {
             "agent": np.zeros((b, n, NUM_STATE)),
@@ -230,6 +241,13 @@ class BatchedSim:
             self._grow(rt, "stops", {2: r.stops.shape[0]})[b, c, : r.stops.shape[0]] = r.stops
             rt["n_stops"][b, c] = r.stops.shape[0]
             rt["gt"][b, c] = r.s_start, r.log_length
+            nl = r.lane_route.shape[0]
+            self._grow(rt, "lane_route", {2: nl})[b, c, :nl] = r.lane_route
+            rt["n_lane_route"][b, c] = nl
+            self._grow(rt, "route_map", {2: r.route.shape[0]})[b, c, : r.route.shape[0]] = r.route_map
+            ns = r.lane_stops.shape[0]
+            self._grow(rt, "lane_stops", {2: ns})[b, c, :ns] = r.lane_stops
+            rt["n_lane_stops"][b, c] = ns
         self.scenario_index[b] = index
         self.compiled[b] = cs
         self._key[b] = (index, controlled)

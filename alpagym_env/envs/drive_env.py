@@ -104,9 +104,12 @@ class AlpaDriveEnv(gym.Env):
 
     ## Observation Space
     ``obs_type="flat"`` (default): a float32 vector in the ego frame whose layout is documented in
-    `alpagym_env.sim.observation` (ego state, route waypoints with free road widths, the K nearest
-    agents, the next traffic light); 126 values with the defaults. ``obs_type="dict"`` gives the same
-    values as a `Dict` of ``ego``, ``route``, ``agents`` and ``light``.
+    `alpagym_env.sim.observation` (ego state, lane-route waypoints with free road widths, the speed
+    limit and its next change, lane slots with the leader and follower in the ego's and the adjacent
+    lanes, the K nearest other agents, the next traffic light); 177 values with the defaults. The
+    route is the map's lane centre lines the log traverses, never the logged path, and nothing in the
+    observation is computable from the log's future. ``obs_type="dict"`` gives the same values as a
+    `Dict` of ``ego``, ``route``, ``limit``, ``lanes``, ``agents`` and ``light``.
 
     ## Rewards
     A list of ``{kind, name, scale}`` terms or a preset name (`alpagym_env.rewards`); default
@@ -152,7 +155,12 @@ class AlpaDriveEnv(gym.Env):
       understeer and stability control past the limit), so combined acceleration stays within
       mu * g (full steering at 30 m/s: 0.77 g, was 5.3 g); the trajectory controller's lateral
       limit follows from it. Reactive (``agents="idm"``) vehicles keep to their log's timing while
-      nothing off its log is in their way.
+      nothing off its log is in their way. The observation has a lane-level
+      route from map lane centres (the log path stays the metrics' reference), lane slots (leader
+      and follower in the ego's and adjacent lanes), the speed limit and its next change; entry 8
+      (progress over the logged path length) is now the offset from the centre of the ego's lane:
+      126 -> 177 values with the defaults, so policies must be retrained. The procedural suites add
+      the ``congestion`` family (stop-and-go), and more urban and intersection egos turn.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}

@@ -105,7 +105,9 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
         routes: Tuple of the controlled slots' route arrays: route (B, C, R, 5), n_route (B, C),
             edges (B, C, E2, 4), edge_bins (B, C, NB + 1), lanes (B, C, L2, 5),
             lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
-            gt (B, C, 2) ``[s_start, log_length]``.
+            gt (B, C, 2) ``[s_start, log_length]``, then the lane route the observation shows:
+            lane_route (B, C, R2, 8), n_lane_route (B, C), route_map (B, C, R), lane_stops (B, C, S2, 2),
+            n_lane_stops (B, C).
         state: Tuple of the dynamic arrays, updated in place: agent (B, N, 8), valid (B, N),
             path_s (B, N), t (B,), track (B, C, NUM_TRACK), episode (B, C, NUM_CHANNELS, 3),
             contact (B, C, N) int8 latched collision verdicts (`alpagym_env.sim.measure`).
@@ -120,7 +122,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             with the controller's FLAG_* bits.
     """
     log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
-    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes
+    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes[:10]
+    lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
     obs, metrics, r_terms, reward, terminated, truncated, scratch = out
@@ -189,9 +192,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             terminated[b, c] = done
             if done:
                 tr[TR_DONE] = 1.0
-            write_obs(agent[b], valid[b], size[b], n, c, route[b, c], nr, s, tr[TR_LAT],
-                      tr[TR_HEADING_ERR], m[M.PROGRESS], stops[b, c], n_stops[b, c], light_now, t[b],
-                      obs_p, obs[b, c])  # fmt: skip
+            write_obs(agent[b], valid[b], size[b], n, c, lane[b, c], n_lane[b, c], rmap[b, c], nr, s,
+                      lstops[b, c], n_lstops[b, c], light_now, t[b], obs_p, obs[b, c])  # fmt: skip
 
 
 @njit(cache=True)
@@ -239,7 +241,8 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
     Arguments are those of `step_batch`; `num_c` is the number of controlled slots.
     """
     log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
-    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes
+    route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes[:10]
+    lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
     obs, metrics, r_terms, reward, terminated, truncated, scratch = out
@@ -270,9 +273,8 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
             r_terms[b, c, :] = 0.0
             reward[b, c] = 0.0
             terminated[b, c] = False
-            progress = (s - gt[b, c, 0]) / max(gt[b, c, 1], 1.0)
-            write_obs(agent[b], valid[b], size[b], n, c, route[b, c], n_route[b, c], s, lat,
-                      tr[TR_HEADING_ERR], progress, stops[b, c], n_stops[b, c], light_now, 0, obs_p,
+            write_obs(agent[b], valid[b], size[b], n, c, lane[b, c], n_lane[b, c], rmap[b, c],
+                      n_route[b, c], s, lstops[b, c], n_lstops[b, c], light_now, 0, obs_p,
                       obs[b, c])  # fmt: skip
 
 

@@ -1,18 +1,43 @@
 """The flat ego-frame observation: its layout and the kernel that writes it.
 
+Everything here is what a driver could know at that moment: the car, the map's lane-level route (the
+lane centre lines the log traverses, `alpagym_env.sim.lane_route`, never the logged path itself), the
+speed limits, the traffic around and the lights. Nothing is normalised by the logged path length or end
+time, so nothing in it is computable from the log's future.
+
 Layout of one controlled agent's float32 vector (K = `ObsConfig.num_agents`, M = `route_points`):
 
 - ``ego`` (10): speed / speed_scale, lateral velocity / speed_scale, yaw rate (rad/s), actual
-  acceleration / 5 (m/s^2), actual steering / max_steer, lateral offset from the route / 5 (m, left
-  positive), sin and cos of the heading error to the route, route progress (fraction of the logged
-  path), elapsed time / horizon.
-- ``route`` (M x 4): waypoints every `route_spacing` m ahead along the route: x, y in the ego frame /
+  acceleration / 5 (m/s^2), actual steering / max_steer, lateral offset from the lane route / 5 (m,
+  left positive), sin and cos of the heading error to the lane route, offset from the centre of the
+  lane the ego is in / 5 (m, left positive), elapsed time / horizon (the configured episode length, a
+  config value, not the log's).
+- ``route`` (M x 4): lane-route waypoints every `route_spacing` m ahead: x, y in the ego frame /
   position_scale, free road width left and right of the route / 10 (m).
-- ``agents`` (K x 9): the K nearest valid agents within `agent_range`, nearest first: x, y in the
-  ego frame / position_scale, velocity relative to the ego in the ego frame / speed_scale (2), cos
-  and sin of the relative heading, length / 5, width / 5, 1 (valid); all zeros for empty rows.
+- ``limit`` (3): speed limit of the route lane at the ego / speed_scale, distance to the next change of
+  the limit along the route / position_scale (LIMIT_RANGE when none within it) and the new limit /
+  speed_scale (the current one when none); 0 where the map gives no lanes (unknown).
+- ``lanes`` (6 x 8): lane slots, in order the leader and the follower in the ego's lane, in the lane to
+  its left, and in the lane to its right: present (1, else 0 and the rest empty), bumper-to-bumper gap
+  along the route / position_scale (agent_range / position_scale when empty), lateral offset from the
+  ego across the route / 5 (m), speed along the route relative to the ego's / speed_scale, the agent's
+  speed across the route / speed_scale (left positive), sin of its heading relative to the route,
+  length / 5, width / 5.
+- ``agents`` (K x 9): the K nearest other valid agents within `agent_range` (not in a lane slot),
+  nearest first: x, y in the ego frame / position_scale, velocity relative to the ego in the ego frame
+  / speed_scale (2), cos and sin of the relative heading, length / 5, width / 5, 1 (valid); all zeros
+  for empty rows.
 - ``light`` (4): the next stop line on the route within 100 m: red, yellow and green flags and its
   distance / position_scale (2.0 and no flag when there is none).
+
+Lane slots: every valid agent within `agent_range` (straight line) is projected on the lane route near
+the ego (arc length s, signed lateral offset l, plus the route's shift where it moves between unlinked
+side-by-side lanes, so l is measured from one lane throughout). With w the route's lane width at the ego,
+an agent is in lane band round(l / w); band equal to the ego's is its lane, one more the lane to
+the left, one less the lane to the right. Only agents heading within 60 deg of the route's direction
+there fill lane slots (oncoming and crossing traffic go to the nearest others); the leader is the nearest
+ahead (s >= the ego's), the follower the nearest behind. So the leader is never missing while an agent
+is in the ego's lane ahead within range, whatever the number of parked or following cars around.
 
 Every entry is clipped to +-OBS_BOUND.
 The ego frame has +x along the ego heading and +y to its left, origin at the box centre.
@@ -25,10 +50,18 @@ from numba import njit
 
 from alpagym_env.scenarios.schema import LIGHT_GREEN, LIGHT_RED, LIGHT_YELLOW
 from alpagym_env.sim.dynamics import ACC, STEER, VX, VY, YAW, YAW_RATE, X, Y
-from alpagym_env.sim.scene import R_WIDTH_LEFT, R_WIDTH_RIGHT
+from alpagym_env.sim.geometry import project_to_polyline, wrap_angle
+from alpagym_env.sim.scene import R_LANE_SHIFT, R_LANE_WIDTH, R_S, R_SPEED_LIMIT, R_WIDTH_LEFT, R_WIDTH_RIGHT
 
-EGO_SIZE, AGENT_FEATURES, ROUTE_FEATURES, LIGHT_SIZE = 10, 9, 4, 4
+EGO_SIZE, ROUTE_FEATURES, LIMIT_SIZE, LANE_SLOTS, LANE_FEATURES, AGENT_FEATURES, LIGHT_SIZE = (
+    10, 4, 3, 6, 8, 9, 4,
+)  # fmt: skip
 LIGHT_RANGE = 100.0  # m
+LIMIT_RANGE = 100.0  # m: speed-limit changes farther along the route are not shown
+LANE_HEADING = np.pi / 3  # rad: agents within this of the route's direction may fill lane slots
+EGO_WINDOW = 15  # route points searched either side of the ego's guessed position
+COARSE = 4  # route-point stride of the coarse search for other agents
+ARC_FACTOR = 1.6  # route arc length between the ego and an agent, at most, per metre of straight line
 OBS_BOUND = 1000.0  # every entry is clipped to +-OBS_BOUND (the Box bounds)
 
 # Indices into the obs parameter vector built by `obs_params`.
@@ -40,6 +73,8 @@ def obs_layout(num_agents: int, route_points: int) -> dict[str, tuple[slice, tup
     parts = {
         "ego": (EGO_SIZE,),
         "route": (route_points, ROUTE_FEATURES),
+        "limit": (LIMIT_SIZE,),
+        "lanes": (LANE_SLOTS, LANE_FEATURES),
         "agents": (num_agents, AGENT_FEATURES),
         "light": (LIGHT_SIZE,),
     }
@@ -52,7 +87,14 @@ def obs_layout(num_agents: int, route_points: int) -> dict[str, tuple[slice, tup
 
 
 def obs_size(num_agents: int, route_points: int) -> int:
-    return EGO_SIZE + route_points * ROUTE_FEATURES + num_agents * AGENT_FEATURES + LIGHT_SIZE
+    return (
+        EGO_SIZE
+        + route_points * ROUTE_FEATURES
+        + LIMIT_SIZE
+        + LANE_SLOTS * LANE_FEATURES
+        + num_agents * AGENT_FEATURES
+        + LIGHT_SIZE
+    )
 
 
 def obs_params(obs_cfg, max_steer: float, horizon: int) -> np.ndarray:
@@ -73,9 +115,36 @@ def obs_params(obs_cfg, max_steer: float, horizon: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def write_obs(
-    agent, valid, size, n, c, route, nr, s, lateral, heading_err, progress, stops, ns, light_now, t, p, out
-):
+def _project(x, y, lane, nl, lo, hi, stride):
+    """Projects (x, y) on the lane route: nearest of every `stride`-th point in [lo, hi), then refined.
+
+    Returns (s, lateral, segment) as `project_to_polyline`.
+    """
+    lo, hi = max(lo, 0), min(hi, nl)
+    best, k = 1e300, lo
+    for j in range(lo, hi, stride):
+        d = (x - lane[j, 0]) ** 2 + (y - lane[j, 1]) ** 2
+        if d < best:
+            best, k = d, j
+    s, lat, seg = project_to_polyline(x, y, lane[:, :2], lane[:, R_S], nl, k - stride - 1, k + stride + 1)
+    return s, lat, min(max(seg, 0), nl - 2)
+
+
+@njit(cache=True)
+def _tangent(lane, seg):
+    dx, dy = lane[seg + 1, 0] - lane[seg, 0], lane[seg + 1, 1] - lane[seg, 1]
+    norm = max(np.hypot(dx, dy), 1e-9)
+    return dx / norm, dy / norm
+
+
+@njit(cache=True)
+def _world_velocity(agent, j):
+    c, s = np.cos(agent[j, YAW]), np.sin(agent[j, YAW])
+    return agent[j, VX] * c - agent[j, VY] * s, agent[j, VX] * s + agent[j, VY] * c
+
+
+@njit(cache=True)
+def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, light_now, t, p, out):
     """Writes controlled slot `c`'s observation into `out` (D,) float32.
 
     Args:
@@ -84,13 +153,12 @@ def write_obs(
         size: (N, 2) lengths and widths, m.
         n: Slots in use.
         c: The observing slot.
-        route: (R, 5) its compiled route (`alpagym_env.sim.scene`).
-        nr: Route points in use.
-        s: Its route arc length, m.
-        lateral: Its signed lateral offset from the route, m.
-        heading_err: Its heading minus the route heading, rad.
-        progress: Its route progress, fraction.
-        stops: (S, 2) ``[route arc length, light]`` of stop lines on the route.
+        lane: (R2, 8) its compiled lane route (`alpagym_env.sim.scene.RouteData.lane_route`).
+        nl: Lane-route points in use.
+        route_map: (R,) lane-route arc length of each point of its log route, m.
+        nr: Log-route points in use.
+        s: Its arc length on the log route, m (where to look for it on the lane route).
+        stops: (S, 2) ``[lane-route arc length, light]`` of stop lines on the lane route.
         ns: Stops in use.
         light_now: (K,) int8 current light states.
         t: Elapsed steps.
@@ -98,36 +166,108 @@ def write_obs(
         out: (D,) float32, written.
     """
     k_max, m = int(p[O_K]), int(p[O_M])
-    pos, spd = p[O_POS], p[O_SPEED]
+    pos, spd, rng = p[O_POS], p[O_SPEED], p[O_RANGE]
     out[:] = 0.0
     x0, y0, h0 = agent[c, X], agent[c, Y], agent[c, YAW]
     ch, sh = np.cos(h0), np.sin(h0)
+    guess = int(route_map[min(max(int(s + 0.5), 0), nr - 1)] + 0.5)
+    se, le, seg = _project(x0, y0, lane, nl, guess - EGO_WINDOW, guess + EGO_WINDOW + 1, 1)
+    tx, ty = _tangent(lane, seg)
+    w = max(lane[seg, R_LANE_WIDTH], 1.0)
+    # Lateral offsets in the frame of the lane the route ends in: bands stay lanes across a shift.
+    la = le + lane[seg, R_LANE_SHIFT]
+    band = np.floor(la / w + 0.5)
     out[0] = agent[c, VX] / spd
     out[1] = agent[c, VY] / spd
     out[2] = agent[c, YAW_RATE]
     out[3] = agent[c, ACC] / 5.0
     out[4] = agent[c, STEER] / p[O_MAX_STEER]
-    out[5] = lateral / 5.0
-    out[6] = np.sin(heading_err)
-    out[7] = np.cos(heading_err)
-    out[8] = progress
+    out[5] = le / 5.0
+    herr = wrap_angle(h0 - np.arctan2(ty, tx))
+    out[6] = np.sin(herr)
+    out[7] = np.cos(herr)
+    out[8] = (la - band * w) / 5.0
     out[9] = t / p[O_HORIZON]
     base = EGO_SIZE
+    i0 = min(max(int(se + 0.5), 0), nl - 1)
     for j in range(m):
-        idx = min(max(int(s + (j + 1) * p[O_SPACING] + 0.5), 0), nr - 1)
-        dx, dy = route[idx, 0] - x0, route[idx, 1] - y0
+        idx = min(max(int(se + (j + 1) * p[O_SPACING] + 0.5), 0), nl - 1)
+        dx, dy = lane[idx, 0] - x0, lane[idx, 1] - y0
         o = base + j * ROUTE_FEATURES
         out[o] = (dx * ch + dy * sh) / pos
         out[o + 1] = (-dx * sh + dy * ch) / pos
-        out[o + 2] = route[idx, R_WIDTH_LEFT] / 10.0
-        out[o + 3] = route[idx, R_WIDTH_RIGHT] / 10.0
+        out[o + 2] = lane[idx, R_WIDTH_LEFT] / 10.0
+        out[o + 3] = lane[idx, R_WIDTH_RIGHT] / 10.0
     base += m * ROUTE_FEATURES
-    # K nearest by insertion into a small sorted buffer (N <= 256, K <= 63).
-    near_d = np.full(k_max, 1e18)
-    near_i = np.full(k_max, -1)
-    r2 = p[O_RANGE] * p[O_RANGE]
+    limit = lane[i0, R_SPEED_LIMIT]
+    out[base], out[base + 1], out[base + 2] = limit / spd, LIMIT_RANGE / pos, limit / spd
+    for idx in range(i0 + 1, nl):
+        ahead = lane[idx, R_S] - se
+        if ahead > LIMIT_RANGE:
+            break
+        if abs(lane[idx, R_SPEED_LIMIT] - limit) > 1e-6:
+            out[base + 1], out[base + 2] = max(ahead, 0.0) / pos, lane[idx, R_SPEED_LIMIT] / spd
+            break
+    base += LIMIT_SIZE
+    # Lane slots: (ego's, left, right) x (leader, follower), each the nearest along the route.
+    slot_i = np.full(LANE_SLOTS, -1)
+    slot_d = np.full(LANE_SLOTS, 1e18)
+    slot_s = np.zeros(LANE_SLOTS)
+    slot_l = np.zeros(LANE_SLOTS)
+    slot_seg = np.zeros(LANE_SLOTS, dtype=np.int64)
+    r2 = rng * rng
     for j in range(n):
         if j == c or not valid[j]:
+            continue
+        dx, dy = agent[j, X] - x0, agent[j, Y] - y0
+        if dx * dx + dy * dy > r2:
+            continue
+        # Along the route it lies between its offset along the ego's tangent and ARC_FACTOR x its
+        # straight-line distance (an arc is longer than its chord, up to pi / 2 for a quarter turn).
+        lon, far = dx * tx + dy * ty, ARC_FACTOR * np.sqrt(dx * dx + dy * dy)
+        lo = i0 + int(lon) - 8 if lon >= 0.0 else i0 - int(far) - 9
+        hi = i0 + int(far) + 9 if lon >= 0.0 else i0 + int(lon) + 9
+        sj, lj, gj = _project(agent[j, X], agent[j, Y], lane, nl, lo, hi, COARSE)
+        lj += lane[gj, R_LANE_SHIFT]
+        rel = np.floor(lj / w + 0.5) - band
+        if rel < -1.0 or rel > 1.0:
+            continue
+        ax, ay = _tangent(lane, gj)
+        if abs(wrap_angle(agent[j, YAW] - np.arctan2(ay, ax))) > LANE_HEADING:
+            continue
+        q = 2 * (0 if rel == 0.0 else (1 if rel > 0.0 else 2)) + (0 if sj >= se else 1)
+        d = abs(sj - se)
+        if d < slot_d[q]:
+            slot_i[q], slot_d[q], slot_s[q], slot_l[q], slot_seg[q] = j, d, sj, lj, gj
+    vcx, vcy = _world_velocity(agent, c)
+    v_along = vcx * tx + vcy * ty
+    for q in range(LANE_SLOTS):
+        o = base + q * LANE_FEATURES
+        j = slot_i[q]
+        if j < 0:
+            out[o + 1] = rng / pos
+            continue
+        ax, ay = _tangent(lane, slot_seg[q])
+        vjx, vjy = _world_velocity(agent, j)
+        out[o] = 1.0
+        out[o + 1] = (slot_d[q] - 0.5 * (size[c, 0] + size[j, 0])) / pos
+        out[o + 2] = (slot_l[q] - la) / 5.0
+        out[o + 3] = (vjx * ax + vjy * ay - v_along) / spd
+        out[o + 4] = (-vjx * ay + vjy * ax) / spd
+        out[o + 5] = np.sin(wrap_angle(agent[j, YAW] - np.arctan2(ay, ax)))
+        out[o + 6] = size[j, 0] / 5.0
+        out[o + 7] = size[j, 1] / 5.0
+    base += LANE_SLOTS * LANE_FEATURES
+    # K nearest others by insertion into a small sorted buffer (N <= 256, K <= 63).
+    near_d = np.full(k_max, 1e18)
+    near_i = np.full(k_max, -1)
+    for j in range(n):
+        if j == c or not valid[j]:
+            continue
+        taken = False
+        for q in range(LANE_SLOTS):
+            taken = taken or slot_i[q] == j
+        if taken:
             continue
         d2 = (agent[j, X] - x0) ** 2 + (agent[j, Y] - y0) ** 2
         if d2 > r2 or d2 >= near_d[k_max - 1]:
@@ -144,10 +284,7 @@ def write_obs(
         o = base + q * AGENT_FEATURES
         dx, dy = agent[j, X] - x0, agent[j, Y] - y0
         rel = agent[j, YAW] - h0
-        vjx = agent[j, VX] * np.cos(agent[j, YAW]) - agent[j, VY] * np.sin(agent[j, YAW])
-        vjy = agent[j, VX] * np.sin(agent[j, YAW]) + agent[j, VY] * np.cos(agent[j, YAW])
-        vcx = agent[c, VX] * ch - agent[c, VY] * sh
-        vcy = agent[c, VX] * sh + agent[c, VY] * ch
+        vjx, vjy = _world_velocity(agent, j)
         dvx, dvy = vjx - vcx, vjy - vcy
         out[o] = (dx * ch + dy * sh) / pos
         out[o + 1] = (-dx * sh + dy * ch) / pos
@@ -161,7 +298,7 @@ def write_obs(
     base += k_max * AGENT_FEATURES
     out[base + 3] = LIGHT_RANGE / pos
     for q in range(ns):
-        ahead = stops[q, 0] - s
+        ahead = stops[q, 0] - se
         if ahead >= 0.0:
             if ahead < LIGHT_RANGE:
                 state = light_now[int(stops[q, 1])]

@@ -6,7 +6,10 @@ Compilation happens once per (scenario, horizon, slots) and is cached by the eng
   the ego, and keeps at most `max_agents`;
 - pads or cuts the logs to `horizon + 1` steps and fills invalid steps with the nearest valid pose so
   every log is a usable path (its arc length `log_s` drives reactive agents);
-- resamples each controlled agent's route at 1 m with the free road width left and right of it;
+- resamples each controlled agent's route at 1 m with the free road width left and right of it: the
+  log path (`Scenario.route_xy` for the ego), against which the metrics measure progress and deviation,
+  and the lane route (`alpagym_env.sim.lane_route`, map lane centres with lane widths and speed limits),
+  which is all the observation shows;
 - sorts road-edge and lane segments near the route into 10 m route bins, so the off-road and
   wrong-way checks only look at the segments around the ego;
 - finds where stop lines cross the route and which light governs them.
@@ -22,6 +25,7 @@ from numba import njit
 from alpagym_env.scenarios.road import arclength, resample
 from alpagym_env.scenarios.schema import LOG_HEADING, LOG_VX, Scenario
 from alpagym_env.sim.geometry import project_to_polyline, ray_segment_distance, segments_intersect
+from alpagym_env.sim.lane_route import DEFAULT_LANE_WIDTH, lane_route
 
 ROUTE_SPACING = 1.0  # m between resampled route points
 BIN_LENGTH = 10.0  # m of route per segment bin
@@ -30,6 +34,8 @@ WIDTH_CAP = 20.0  # m: free width beyond this is reported as this
 EXTENSION = 50.0  # m a controlled agent's route extends past its log
 # Columns of a compiled route.
 R_X, R_Y, R_S, R_WIDTH_LEFT, R_WIDTH_RIGHT = range(5)
+# Extra columns of a compiled lane route (its first five are those of a route).
+R_LANE_WIDTH, R_SPEED_LIMIT, R_LANE_SHIFT = 5, 6, 7
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +51,14 @@ class RouteData:
         stops: (S, 2) float64 ``[route arc length, light index]`` of stop lines crossing the route.
         s_start: Route arc length of the agent's first logged position, m.
         log_length: Logged path length over the horizon (progress normaliser), m.
+        lane_route: (R2, 8) float64 the lane route the observation shows, every 1 m: the columns of
+            `route` then ``[lane width m, speed limit m/s, shift m]`` (shift: the route lane's lateral
+            offset from the lane it ends in, where it moves over between side-by-side lanes without a
+            lane link, e.g. off a ramp; the log path, 3.7 m lanes, limit 0 = unknown and shift 0 where
+            the map has no lane for the log).
+        route_map: (R,) float64 lane-route arc length of the projection of each `route` point, m (the
+            observation's starting guess to locate an agent on its lane route).
+        lane_stops: (S2, 2) float64 `stops` on the lane route ``[lane-route arc length, light index]``.
     """
 
     route: np.ndarray
@@ -55,6 +69,9 @@ class RouteData:
     stops: np.ndarray
     s_start: float
     log_length: float
+    lane_route: np.ndarray
+    route_map: np.ndarray
+    lane_stops: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,19 +251,55 @@ def _bin_segments(segs: np.ndarray, route_xy: np.ndarray, route_s: np.ndarray, n
     return np.ascontiguousarray(segs[near][order]), offsets
 
 
+def _resampled_lane_route(s: Scenario, path: np.ndarray, log: np.ndarray, valid: np.ndarray, edges):
+    """(R2, 7) lane route of one log resampled at 1 m (`path` where no lane matches), see `RouteData`."""
+    found = lane_route(s, log, valid)
+    src, attr = (path, np.array([[DEFAULT_LANE_WIDTH, 0.0, 0.0]])) if found is None else found
+    # Points at exact multiples of 1 m from the start: a route cut elsewhere (a log with another
+    # future) keeps every point before the cut bit for bit.
+    src_s = arclength(src)
+    keep = np.concatenate([[True], np.diff(src_s) > 1e-9])
+    src, src_s, attr = src[keep], src_s[keep], attr[np.minimum(np.flatnonzero(keep), attr.shape[0] - 1)]
+    rs = np.append(np.arange(0.0, src_s[-1], ROUTE_SPACING), src_s[-1])
+    xy = np.stack([np.interp(rs, src_s, src[:, 0]), np.interp(rs, src_s, src[:, 1])], axis=1)
+    rs = arclength(xy)
+    seg = np.searchsorted(src_s, rs, side="right") - 1
+    shift = np.interp(rs, src_s, attr[:, 2]) if attr.shape[0] == src.shape[0] else np.zeros_like(rs)
+    attr = attr[np.clip(seg, 0, attr.shape[0] - 1)]
+    attr[:, 2] = shift  # across a taper the shift runs smoothly from one lane to the next
+    widths = np.zeros((xy.shape[0], 2))
+    _free_widths(xy, edges, WIDTH_CAP, widths)
+    return np.ascontiguousarray(np.concatenate([xy, rs[:, None], widths, attr], axis=1))
+
+
+def _route_map(xy: np.ndarray, rs: np.ndarray, lane: np.ndarray) -> np.ndarray:
+    """(R,) lane-route arc length of each route point's projection, interpolated where it is far."""
+    proj = np.zeros((xy.shape[0], 2))
+    lxy, ls = np.ascontiguousarray(lane[:, :2]), np.ascontiguousarray(lane[:, R_S])
+    _project_all(xy, lxy, ls, lane.shape[0], proj)
+    ok = np.isfinite(proj[:, 1])
+    if not ok.any():
+        return rs.copy()
+    return np.interp(rs, rs[ok], proj[ok, 0])
+
+
 def compile_route(
     s: Scenario, path: np.ndarray, log: np.ndarray, valid: np.ndarray, edges, lanes
 ) -> RouteData:
-    """Resamples `path` and gathers the map around it for one controlled agent."""
+    """Resamples `path` and the lane route of `log`; gathers the map around them for one controlled agent."""
     xy = resample(path, ROUTE_SPACING)
     rs = arclength(xy)
     widths = np.zeros((xy.shape[0], 2))
     _free_widths(xy, edges, WIDTH_CAP, widths)
+    lane = _resampled_lane_route(s, path, log, valid, edges)
     nbins = int(np.ceil(rs[-1] / BIN_LENGTH)) + 1
     near_edges, edge_bins = _bin_segments(edges, xy, rs, nbins)
     near_lanes, lane_bins = _bin_segments(lanes, xy, rs, nbins)
     stops = np.zeros((s.stop_lines.shape[0], 2))
     m = _route_stops(xy, rs, s.stop_lines, s.stop_light, stops)
+    lane_stops = np.zeros((s.stop_lines.shape[0], 2))
+    lxy, ls = np.ascontiguousarray(lane[:, :2]), np.ascontiguousarray(lane[:, R_S])
+    ml = _route_stops(lxy, ls, s.stop_lines, s.stop_light, lane_stops)
     idx = np.flatnonzero(valid)
     ends = np.zeros((2, 2))
     _project_all(log[[idx[0], idx[-1]], :2], xy, rs, xy.shape[0], ends)
@@ -259,6 +312,9 @@ def compile_route(
         stops=stops[:m][np.argsort(stops[:m, 0])],
         s_start=float(ends[0, 0]),
         log_length=float(max(ends[1, 0] - ends[0, 0], 0.0)),
+        lane_route=lane,
+        route_map=_route_map(xy, rs, lane),
+        lane_stops=lane_stops[:ml][np.argsort(lane_stops[:ml, 0])],
     )
 
 

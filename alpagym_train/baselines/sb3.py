@@ -67,7 +67,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # One vec-env step (num_envs transitions) between updates, and `gradient_steps` per update: 2 keeps
     # it near SB3's speed with 1 env while the replay ratio stays 2 / num_envs. 200k transitions of
-    # 2 x 126 float32 observations take about 0.2 GB.
+    # 2 x 177 float32 observations take about 0.2 GB.
     "sac": {
         "learning_rate": 3e-4,
         "buffer_size": 200_000,

@@ -43,7 +43,7 @@ def replay_in_env(data, scenes, e):
 @pytest.mark.parametrize("kind, dim", [("control", 2), ("trajectory", 24)])
 def test_layout_and_the_env_reproduces_every_observation(scenes, control_data, trajectory_data, kind, dim):
     data = control_data if kind == "control" else trajectory_data
-    assert len(data) == 400 and data.observations.shape == (400, 126) and data.actions.shape == (400, dim)
+    assert len(data) == 400 and data.observations.shape == (400, 177) and data.actions.shape == (400, dim)
     assert data.observations.dtype == np.float32 and data.actions.dtype == np.float32
     assert np.abs(data.actions).max() <= 1.0 and data.scenario_ids == ("straight-0", "curved-0")
     np.testing.assert_array_equal(data.episode, np.repeat([0, 1], 200))

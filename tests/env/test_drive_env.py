@@ -132,20 +132,22 @@ def test_dict_observation_holds_the_flat_values():
     flat, dct = make(), make(obs_type="dict")
     o1, _ = flat.reset(seed=0)
     o2, _ = dct.reset(seed=0)
-    np.testing.assert_array_equal(
-        o1, np.concatenate([o2[k].ravel() for k in ("ego", "route", "agents", "light")])
-    )
+    parts = ("ego", "route", "limit", "lanes", "agents", "light")
+    assert tuple(o2) == parts
+    np.testing.assert_array_equal(o1, np.concatenate([o2[k].ravel() for k in parts]))
     assert dct.observation_space.contains(o2)
 
 
 def test_observation_sees_the_leader_ahead():
-    env = make()
+    env = make(obs_type="dict")
     obs, _ = env.reset(seed=0)
-    agents = obs[10 + 10 * 4 :][: 8 * 9].reshape(8, 9)
-    # Nearest first: the car in the next lane (10 m ahead, 3.5 m left), then the leader 25 m ahead.
-    np.testing.assert_allclose(agents[0, :2] * 50.0, [10.0, 3.5], atol=1e-5)
-    np.testing.assert_allclose(agents[1, :2] * 50.0, [25.0, 0.0], atol=1e-5)
-    assert agents[1, 8] == 1.0 and agents[2, 8] == 0.0
+    # Lane slots: the leader 25 m ahead in the ego's lane, the car 10 m ahead in the lane to its left.
+    lead, left_lead = obs["lanes"][0], obs["lanes"][2]
+    assert lead[0] == 1.0 and lead[1] * 50.0 == pytest.approx(25.0 - 4.5, abs=1e-5)
+    assert left_lead[0] == 1.0 and left_lead[1] * 50.0 == pytest.approx(10.0 - 4.5, abs=1e-5)
+    assert left_lead[2] * 5.0 == pytest.approx(3.5, abs=1e-5)
+    assert obs["lanes"][[1, 3, 4, 5], 0].sum() == 0.0
+    assert obs["agents"][:, 8].sum() == 0.0  # both are in lane slots, no other agent is left
 
 
 @pytest.mark.parametrize(

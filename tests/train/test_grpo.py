@@ -66,7 +66,7 @@ def test_update_moves_probability_towards_positive_advantages(batch):
 
 
 def test_sync_loop_trains_logs_and_writes_a_checkpoint(tmp_path, scenes):
-    policy = GaussianPolicy(PolicyConfig(126, 2, (32,)))
+    policy = GaussianPolicy(PolicyConfig(177, 2, (32,)))
     init = save(tmp_path / "init.safetensors", policy, {"action_type": "control"})
     cfg = SyncConfig(
         init=str(init),
