@@ -32,6 +32,7 @@ COVER_LANES = 1.6  # lane widths: a chain covers the poses this close to its lan
 TAPER = 20.0  # m over which the route crosses from one piece's lane to the next's
 MAX_RUN_ON = 400.0  # m a piece may run on past the split to its lane's end
 DEFAULT_LANE_WIDTH = 3.7  # m, where no lane is known
+MATCH_CHUNK = 16  # poses matched together against the segments near them
 
 
 def _point_lane_distance(xy: np.ndarray, yaw: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,10 +52,21 @@ def match_lanes(s, xy: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     if seg.shape[0] == 0 or xy.shape[0] == 0:
         return np.full(xy.shape[0], -1, dtype=np.int64)
     lane_of = np.repeat(np.arange(s.num_lanes), np.maximum(np.diff(s.lane_offsets) - 1, 0))
-    d, dh = _point_lane_distance(xy, yaw, seg)
-    d = np.where((dh < MATCH_HEADING) & (d <= seg[:, 4] + MATCH_MARGIN), d, np.inf)
-    k = d.argmin(axis=1)
-    return np.where(np.isfinite(d[np.arange(xy.shape[0]), k]), lane_of[k], -1)
+    lo_seg, hi_seg = np.minimum(seg[:, :2], seg[:, 2:4]), np.maximum(seg[:, :2], seg[:, 2:4])
+    reach = seg[:, 4:5] + MATCH_MARGIN
+    out = np.full(xy.shape[0], -1, dtype=np.int64)
+    for a in range(0, xy.shape[0], MATCH_CHUNK):
+        # Broad phase: only segments whose box, widened by their reach, meets this chunk's box.
+        p = xy[a : a + MATCH_CHUNK]
+        near = np.all((lo_seg - reach <= p.max(axis=0)) & (hi_seg + reach >= p.min(axis=0)), axis=1)
+        idx = np.flatnonzero(near)
+        if idx.size == 0:
+            continue
+        d, dh = _point_lane_distance(p, yaw[a : a + MATCH_CHUNK], seg[idx])
+        d = np.where((dh < MATCH_HEADING) & (d <= seg[idx, 4] + MATCH_MARGIN), d, np.inf)
+        k = d.argmin(axis=1)
+        out[a : a + MATCH_CHUNK] = np.where(np.isfinite(d[np.arange(p.shape[0]), k]), lane_of[idx[k]], -1)
+    return out
 
 
 def _distance_to_lane(s, lane: int, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
