@@ -62,7 +62,7 @@ def actions_for(space, seed: int = 0):
     return [np.clip(rng.normal(0.2, 0.3, space.shape), -1, 1).astype(np.float32) for _ in range(256)]
 
 
-NO_TERMINATION = {"at_fault_collision": False, "offroad": False, "route_complete": False}
+NO_TERMINATION = {"at_cut": False, "at_fault_collision": False, "offroad": False, "route_complete": False}
 
 
 def vector_api(scenes, n: int, kind: str, agents: str, seconds: float) -> float:
