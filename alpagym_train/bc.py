@@ -36,6 +36,8 @@ class BCConfig:
         action_type: ``"control"`` or ``"trajectory"``.
         env: Extra env arguments (`EnvConfig` fields), recorded in the checkpoint.
         hidden: Hidden layer widths.
+        normalize_obs: Standardise observations with the training data's statistics
+            (`PolicyConfig.normalize_obs`).
         init_log_std: The policy's (untrained) log-std.
         lr: Adam learning rate.
         batch_size: Samples per gradient step.
@@ -53,6 +55,7 @@ class BCConfig:
     action_type: str = "control"
     env: dict[str, Any] = field(default_factory=dict)
     hidden: list[int] = field(default_factory=lambda: [256, 256])
+    normalize_obs: bool = True
     init_log_std: float = -1.0
     lr: float = 1e-3
     batch_size: int = 512
@@ -84,8 +87,11 @@ def train_bc(cfg: BCConfig) -> tuple[GaussianPolicy, dict[str, Any]]:
     val = expert_dataset(_scenes(cfg.val_suite, cfg.val_scenes), cfg.action_type, **cfg.env)
     x, y = torch.as_tensor(train.observations), torch.as_tensor(train.actions)
     vx, vy = torch.as_tensor(val.observations), torch.as_tensor(val.actions)
-    pcfg = PolicyConfig(x.shape[1], y.shape[1], tuple(cfg.hidden), init_log_std=cfg.init_log_std)
+    pcfg = PolicyConfig(x.shape[1], y.shape[1], tuple(cfg.hidden), init_log_std=cfg.init_log_std,
+                        normalize_obs=cfg.normalize_obs)  # fmt: skip
     policy = GaussianPolicy(pcfg)
+    if cfg.normalize_obs:
+        policy.set_obs_normalizer(x)
     opt = torch.optim.Adam([p for n, p in policy.named_parameters() if "log_std" not in n], lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     best, best_state, best_epoch, history = float("inf"), None, -1, []

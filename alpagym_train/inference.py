@@ -77,6 +77,8 @@ class NumpyPolicy:
         ]
         self.head = (weights["mean.weight"].T.copy(), weights["mean.bias"])
         self.obs_dim = int(meta["policy"]["obs_dim"])
+        # Observation standardisation (`PolicyConfig.normalize_obs`); absent in older checkpoints.
+        self.norm = (weights["obs_mean"], weights["obs_std"]) if "obs_mean" in weights else None
 
     @classmethod
     def load(cls, path: str | Path) -> NumpyPolicy:
@@ -90,6 +92,8 @@ class NumpyPolicy:
         x = np.asarray(obs, dtype=np.float32)
         if x.shape[-1] != self.obs_dim:
             raise ValueError(f"observation has {x.shape[-1]} values, the checkpoint expects {self.obs_dim}")
+        if self.norm is not None:
+            x = (x - self.norm[0]) / self.norm[1]
         for w, b in self.layers:
             x = np.tanh(x @ w + b)
         w, b = self.head

@@ -39,6 +39,11 @@ class PolicyConfig:
         init_log_std: Initial log-std.
         log_std_min: Lower clamp of the log-std.
         log_std_max: Upper clamp of the log-std.
+        normalize_obs: Standardise the observation with fixed per-feature statistics (``obs_mean``,
+            ``obs_std`` buffers, set from the training data by `set_obs_normalizer`) before the first
+            layer. The flat observation mixes metres-scaled features of very different spread (a lane
+            offset varies by ~0.03, a slot distance by ~0.5), and the small ones matter most for
+            lane keeping.
     """
 
     obs_dim: int
@@ -48,11 +53,16 @@ class PolicyConfig:
     init_log_std: float = -1.0
     log_std_min: float = -5.0
     log_std_max: float = 1.0
+    normalize_obs: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if self.obs_dim < 1 or self.act_dim < 1 or not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"invalid policy sizes: {self}")
+
+
+# Floor of the observation normaliser's per-feature std (observation units).
+OBS_MIN_STD = 0.02
 
 
 def _tanh_log_det(u: torch.Tensor) -> torch.Tensor:
@@ -66,6 +76,9 @@ class GaussianPolicy(nn.Module):
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
         self.config = config
+        if config.normalize_obs:
+            self.register_buffer("obs_mean", torch.zeros(config.obs_dim))
+            self.register_buffer("obs_std", torch.ones(config.obs_dim))
         layers: list[nn.Module] = []
         width = config.obs_dim
         for h in config.hidden:
@@ -84,10 +97,26 @@ class GaussianPolicy(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(..., obs_dim) -> pre-squash mean and clamped log-std, (..., act_dim) each."""
+        if self.config.normalize_obs:
+            obs = (obs - self.obs_mean) / self.obs_std
         h = self.body(obs)
         mu = self.mean(h)
         log_std = self.log_std_head(h) if self.config.state_dependent_std else self.log_std.expand_as(mu)
         return mu, log_std.clamp(self.config.log_std_min, self.config.log_std_max)
+
+    def set_obs_normalizer(self, observations: torch.Tensor, min_std: float = OBS_MIN_STD) -> None:
+        """Fixes the observation statistics from (M, obs_dim) training observations.
+
+        Args:
+            observations: Samples of the observations the policy will see (e.g. the BC data).
+            min_std: Floor of each feature's std, so a (nearly) constant feature is not blown up
+                when a closed-loop state moves it.
+        """
+        if not self.config.normalize_obs:
+            raise ValueError("set_obs_normalizer needs a policy built with normalize_obs=True")
+        with torch.no_grad():
+            self.obs_mean.copy_(observations.mean(0))
+            self.obs_std.copy_(observations.std(0).clamp_min(min_std))
 
     def log_prob(self, obs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """log pi(tanh(u) | obs), (...,)."""

@@ -38,11 +38,18 @@ def test_entropy_of_the_pre_squash_gaussian():
     assert pi.entropy(torch.zeros(1, 3)).item() == pytest.approx(2 * 0.5 * math.log(2 * math.pi * math.e))
 
 
-def test_checkpoint_round_trip_and_numpy_inference_agree(tmp_path):
+@pytest.mark.parametrize("normalize", [False, True])
+def test_checkpoint_round_trip_and_numpy_inference_agree(tmp_path, normalize):
     torch.manual_seed(1)
-    pi = GaussianPolicy(PolicyConfig(10, 2, (32, 32)))
+    pi = GaussianPolicy(PolicyConfig(10, 2, (32, 32), normalize_obs=normalize))
     with torch.no_grad():
         pi.mean.weight.normal_()
+    if normalize:
+        data = torch.randn(100, 10) * torch.linspace(0.001, 3.0, 10) + 5.0
+        pi.set_obs_normalizer(data)
+        assert pi.obs_std.min().item() == pytest.approx(0.02)  # the floor of a nearly constant feature
+        z = (data - pi.obs_mean) / pi.obs_std
+        assert z[:, 5:].std(0).numpy() == pytest.approx(np.ones(5), rel=1e-4)
     path = save(tmp_path / "ckpt" / "policy.safetensors", pi, {"action_type": "control", "env_kwargs": {}})
     back, meta = load(path)
     obs = np.random.default_rng(0).normal(size=(7, 10)).astype(np.float32)
