@@ -76,6 +76,12 @@ def channel_names() -> tuple[str, ...]:
 
 PROGRESS = register_channel("progress", "fraction", "route progress since the start / logged path length")
 PROGRESS_DELTA = register_channel("progress_delta", "fraction", "this step's increase of `progress`")
+SCORE_PROGRESS_DELTA = register_channel(
+    "score_progress_delta",
+    "fraction",
+    "this step's increase of the scene score's progress part, min(clip(progress, 0, 1) / 0.8, 1): "
+    "progress past 80 % of the logged path earns nothing, as in the score",
+)
 COLLISION_ANY = register_channel("collision_any", "0/1", "the ego box overlaps another agent's box")
 COLLISION_FRONT = register_channel(
     "collision_front", "0/1", "a contact whose first touch was on the ego's front face"

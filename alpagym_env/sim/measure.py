@@ -230,6 +230,9 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
     progress = (s - s_start) / norm
     out[M.PROGRESS] = progress
     out[M.PROGRESS_DELTA] = (s - track[TR_S]) / norm
+    sat = M.PROGRESS_SATURATION
+    before = min(max((track[TR_S] - s_start) / norm, 0.0), sat)
+    out[M.SCORE_PROGRESS_DELTA] = (min(max(progress, 0.0), sat) - before) / sat
     out[M.LANE_DEVIATION] = abs(lat)
     out[M.DIST_TRAVELED] = np.hypot(x - track[TR_PX], y - track[TR_PY])
     front, rear, lateral = collision_verdicts(agent, valid, size, n, c, contact)
