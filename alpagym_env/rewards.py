@@ -8,8 +8,8 @@ A reward is a list of ``{kind, name, scale}`` terms (the AlpaGym reward-file for
 - ``kind="terminal"``: on the step that ends the episode, ``scale`` times the episode metric ``name``
   (e.g. ``scene_score``, ``progress``), added outside the kernel.
 
-Each term's value is reported in ``info["reward_terms"]`` under ``"{kind}/{name}"``. A Python callable
-may replace the terms: it receives the step's metrics by channel name and returns the reward.
+Each term's value is reported in ``info["reward/{kind}/{name}"]`` (`alpagym_env.envs.infos`). A Python
+callable may replace the terms: it receives the step's metrics by channel name and returns the reward.
 """
 
 from __future__ import annotations

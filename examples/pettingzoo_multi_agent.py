@@ -66,7 +66,7 @@ def main() -> None:
                 returns[a] += r
             for a, info in infos.items():
                 if "episode" in info:  # the agent finished on this step
-                    final[a] = info["episode"]
+                    final[a] = info["alpagym"]
         print(f"\nepisode {episode}:")
         header = ("agent", "return", "steps", "score", "progress", "at-fault", "offroad")
         print(" ".join(f"{h:>{w}}" for h, w in zip(header, (8, 8, 6, 6, 9, 9, 8), strict=True)))

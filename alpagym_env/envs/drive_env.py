@@ -12,10 +12,10 @@ from gymnasium import spaces
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
 from alpagym_env.envs.batched_sim import BatchedSim
+from alpagym_env.envs.infos import INFO_KEY, episode_info, reward_info_key, step_info
 from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import Scenario
-from alpagym_env.sim.controller import trajectory_info
 from alpagym_env.sim.observation import OBS_BOUND, obs_layout
 
 
@@ -27,9 +27,7 @@ def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """
     a = np.asarray(actions, dtype=np.float64)
     if a.shape != shape:
-        a = a.reshape(shape) if a.size == int(np.prod(shape)) and a.ndim == len(shape) - 1 else a
-        if a.shape != shape:
-            raise ValueError(f"action has shape {np.shape(actions)}, expected {shape}")
+        raise ValueError(f"action has shape {np.shape(actions)}, expected {shape}")
     lo, hi = a.min(), a.max()  # NaN propagates: in range means finite, and costs two reductions
     if lo >= -1.0 and hi <= 1.0:
         return a
@@ -117,7 +115,7 @@ class AlpaDriveEnv(gym.Env):
     collision, -5 x off-road, -5 x running a red light, -0.01 x distance to the logged position (m).
     A collision's side, and so its fault, is decided at the first contact of a pair and held while
     the contact lasts: being rear-ended is never at fault. Each term's value is in
-    ``info["reward_terms"]``. A callable ``reward(metrics) -> float`` may replace the terms; it gets
+    ``info["reward/{kind}/{name}"]``. A callable ``reward(metrics) -> float`` may replace the terms; it gets
     the step's metric channels by name.
 
     ## Starting State
@@ -131,8 +129,10 @@ class AlpaDriveEnv(gym.Env):
     reaching the end of the route; ``termination={"at_cut": False}`` drives on after the cut until an
     at-fault collision or off-road (`TerminationConfig`). The reward, the termination and the episode
     metrics read one collision verdict. Truncated after ``horizon`` steps (200). At the end,
-    ``info["episode"]`` holds the episode's closed-loop metrics (`alpagym_env.metrics`), the AlpaSim
-    scene score, the return ``r`` and length ``l``.
+    ``info["alpagym"]`` holds the episode's closed-loop metrics (`alpagym_env.metrics`), the AlpaSim
+    scene score, the return ``r`` and length ``l``, as floats; ``info["episode"]`` is left to
+    Gymnasium's `RecordEpisodeStatistics` and SB3's `Monitor`. Every info is flat and numeric
+    (`alpagym_env.envs.infos`).
 
     ## Arguments
     ``suite`` (``"train"``), ``scenarios`` (a list of `Scenario` instead of a suite), ``horizon``,
@@ -161,6 +161,12 @@ class AlpaDriveEnv(gym.Env):
       (progress over the logged path length) is now the offset from the centre of the ego's lane:
       126 -> 177 values with the defaults, so policies must be retrained. The procedural suites add
       the ``congestion`` family (stop-and-go), and more urban and intersection egos turn.
+      Infos are flat and numeric so every wrapper can batch them: the episode's metrics moved from
+      ``info["episode"]`` to ``info["alpagym"]`` (``alpagym/{metric}`` keys in the PettingZoo env),
+      ``info["reward_terms"][key]`` became ``info["reward/" + key]``, ``scenario_id`` became
+      ``scenario_index`` (the id is `AlpaDriveEnv.scenario_id`), ``trajectory_limits`` became the
+      ``trajectory_flags`` bit mask. Unknown arguments raise `TypeError`, every config value is
+      type-checked, snapshots refuse to load into another scene or config.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -228,30 +234,27 @@ class AlpaDriveEnv(gym.Env):
             reward = float(sim.reward[0, 0])
         info = self._info(done)
         if done and self.reward_spec.terminal_terms:
-            ep = info["episode"]
+            ep = info[INFO_KEY]
             for term in self.reward_spec.terminal_terms:
                 value = term.scale * ep[term.name]
-                info["reward_terms"][term.key] = value
+                info[reward_info_key(term.key)] = value
                 reward += value
         self._ep_return += reward
         if done:
-            info["episode"]["r"] = self._ep_return
+            info[INFO_KEY]["r"] = self._ep_return
         return self._obs(), reward, terminated, truncated, info
 
     def _info(self, done: bool) -> dict[str, Any]:
-        terms = self.sim.reward_terms[0, 0]
-        info: dict[str, Any] = {
-            "reward_terms": {k: float(terms[i]) for i, k in enumerate(self._term_keys)},
-            "t": int(self.sim.state["t"][0]),
-            "scenario_id": self.sim.compiled[0].scenario.scenario_id,
-        }
-        if self.config.action_type == "trajectory":
-            info.update(trajectory_info(self.sim.ctrl_flags[0, 0]))
+        info = step_info(self.sim, 0, 0, self._term_keys)
         if done:
-            ep = self.sim.episode_metrics(0)
-            ep["l"] = info["t"]
-            info["episode"] = ep
+            info[INFO_KEY] = episode_info(self.sim, 0)
         return info
+
+    @property
+    def scenario_id(self) -> str | None:
+        """The current scene's id (None before the first reset)."""
+        cs = self.sim.compiled[0]
+        return None if cs is None else cs.scenario.scenario_id
 
     def step_metrics(self) -> dict[str, float]:
         """The metric channels of the last step by name (`alpagym_env.metrics`)."""

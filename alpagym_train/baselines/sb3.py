@@ -12,9 +12,9 @@ writes (`alpagym_train.rundir`)::
     {run_dir}/policy.zip          the final model
     {run_dir}/eval.md, eval.csv   leaderboard rows for the model and the reference policies
 
-Episode statistics come from the env's own ``info["episode"]``: the return ``r``, the length ``l`` and
-the closed-loop metrics. SB3's `VecMonitor` is not used, because it would replace that dict with
-``{r, l, t}`` and drop the metrics (``scene_score`` in the training records).
+Episode statistics come from the env's infos: SB3's ``info["episode"]`` (the return ``r`` and the
+length ``l``) and the env's own ``info["alpagym"]`` (the closed-loop metrics, ``scene_score`` in the
+training records), which a `VecMonitor` on top would leave alone.
 
 Every saved model, checkpoints included, carries the env settings it was trained with. They are in the
 SB3 model's ``alpagym`` attribute, which SB3 stores in the zip's JSON ``data``. `load_sb3_policy`, the
@@ -32,6 +32,7 @@ import json
 import math
 import time
 import zipfile
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from tqdm import tqdm
 
 from alpagym_env.config import ConfigError, EnvConfig, ObsConfig
+from alpagym_env.envs.infos import INFO_KEY
 from alpagym_env.envs.sb3 import AlpaDriveSB3VecEnv
 from alpagym_env.evaluation import load_scenarios
 from alpagym_env.evaluation.leaderboard import MAIN_COLUMNS, to_markdown, write_csv
@@ -184,6 +186,7 @@ class _RunLogCallback(BaseCallback):
         self.run, self.every, self.progress, self.total = run, every, progress, total
         self.episodes = 0
         self.last_record: dict[str, Any] = {}
+        self.scene_scores: deque[float] = deque(maxlen=100)
 
     def _on_training_start(self) -> None:
         self._t0 = time.perf_counter()
@@ -194,6 +197,9 @@ class _RunLogCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         self.episodes += int(np.sum(self.locals["dones"]))
+        for info in self.locals["infos"]:
+            if INFO_KEY in info:
+                self.scene_scores.append(float(info[INFO_KEY]["scene_score"]))
         self._bar.update(self.num_timesteps - self._bar.n)
         if self.num_timesteps - self._logged_at >= self.every:
             self._record()
@@ -214,10 +220,12 @@ class _RunLogCallback(BaseCallback):
         }
         # SB3 keeps the last `stats_window_size` (100) episodes' info["episode"] dicts.
         recent = list(self.model.ep_info_buffer)
-        for key, name in (("r", "ep_rew_mean"), ("l", "ep_len_mean"), ("scene_score", "ep_scene_score")):
+        for key, name in (("r", "ep_rew_mean"), ("l", "ep_len_mean")):
             values = [float(ep[key]) for ep in recent if key in ep]
             if values:
                 rec[name] = float(np.mean(values))
+        if self.scene_scores:
+            rec["ep_scene_score"] = float(np.mean(self.scene_scores))
         self.run.log(self.num_timesteps, rec)
         self.last_record = rec
         self._logged_at = self.num_timesteps

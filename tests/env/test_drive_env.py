@@ -11,6 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 import alpagym_env  # noqa: F401  (registers AlpaDrive-v0)
 from alpagym_env.config import ConfigError
+from alpagym_env.envs.infos import reward_terms
 from tests.conftest import straight_road
 
 
@@ -47,10 +48,10 @@ def test_expert_replay_of_the_ego_scores_one_and_never_collides():
     env.sim.expert[0, 0] = True
     while True:
         _, _, te, tr, info = env.step(np.zeros(2))
-        assert info["reward_terms"]["metric/collision_at_fault"] == 0.0
+        assert info["reward/metric/collision_at_fault"] == 0.0
         if te or tr:
             break
-    ep = info["episode"]
+    ep = info["alpagym"]
     assert tr and not te
     assert ep["scene_score"] == 1.0 and ep["collision_any"] == 0.0 and ep["offroad"] == 0.0
     assert ep["progress"] == pytest.approx(1.0, abs=1e-9)
@@ -64,7 +65,7 @@ def test_reward_is_the_sum_of_its_reported_terms():
     env.reset(seed=0)
     for _ in range(20):
         _, r, _, _, info = env.step(np.array([0.3, 0.02]))
-        assert r == pytest.approx(sum(info["reward_terms"].values()), abs=1e-12)
+        assert r == pytest.approx(sum(reward_terms(info).values()), abs=1e-12)
 
 
 def test_driving_into_the_leader_is_an_at_fault_front_collision():
@@ -74,10 +75,10 @@ def test_driving_into_the_leader_is_an_at_fault_front_collision():
         _, r, te, tr, info = env.step(np.array([1.0, 0.0]))
         if te or tr:
             break
-    ep = info["episode"]
+    ep = info["alpagym"]
     assert te and ep["collision_front"] == 1.0 and ep["collision_at_fault"] == 1.0
     assert ep["scene_score"] == 0.0
-    assert info["reward_terms"]["metric/collision_at_fault"] == -10.0
+    assert info["reward/metric/collision_at_fault"] == -10.0
 
 
 def test_being_rear_ended_is_not_at_fault():
@@ -89,7 +90,7 @@ def test_being_rear_ended_is_not_at_fault():
         _, _, te, tr, info = env.step(np.array([-1.0, 0.0]))
         if te or tr:
             break
-    ep = info["episode"]
+    ep = info["alpagym"]
     assert te and ep["collision_rear"] == 1.0 and ep["collision_at_fault"] == 0.0
 
 
@@ -100,7 +101,7 @@ def test_steering_off_the_road_terminates_as_offroad():
         _, _, te, tr, info = env.step(np.array([0.0, -1.0]))
         if te or tr:
             break
-    assert te and info["episode"]["offroad"] == 1.0 and info["episode"]["scene_score"] == 0.0
+    assert te and info["alpagym"]["offroad"] == 1.0 and info["alpagym"]["scene_score"] == 0.0
 
 
 def test_reset_with_a_seed_is_bit_for_bit_reproducible():

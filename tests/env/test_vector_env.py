@@ -129,7 +129,7 @@ def test_disabled_autoreset_freezes_finished_sub_envs_until_reset():
     vec.reset(seed=0, options={"scenario_ids": [0, 0]})
     for _ in range(5):
         obs, rew, term, trunc, info = vec.step(np.zeros((2, 2), dtype=np.float32))
-    assert trunc.all() and "episode" in info
+    assert trunc.all() and "alpagym" in info
     frozen = obs.copy()
     obs, rew, term, trunc, info = vec.step(np.ones((2, 2), dtype=np.float32))
     np.testing.assert_array_equal(obs, frozen)
