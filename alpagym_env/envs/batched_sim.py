@@ -22,6 +22,8 @@ Capacities E, K, R, R2, E2, L2, NB and S grow when a larger scene is loaded.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
-from alpagym_env.scenarios.schema import Scenario
+from alpagym_env.scenarios.schema import ARRAY_FIELDS, Scenario
 from alpagym_env.sim import controller, engine
 from alpagym_env.sim.dynamics import NUM_STATE
 from alpagym_env.sim.measure import NUM_TRACK, TR_CUT_STEPS
@@ -101,6 +103,10 @@ class BatchedSim:
         self._source = scenario_source
         self.num_scenarios = num_scenarios
         self._cache: OrderedDict[tuple, CompiledScene] = OrderedDict()
+        self._scene_digest: dict[tuple, str] = {}
+        # The suite's name is left out: the scene digest already tells scenes apart.
+        config_key = repr((dataclasses.replace(config, suite=""), num_controlled))
+        self._config_digest = hashlib.blake2b(config_key.encode(), digest_size=16).hexdigest()
         self._cache_size = cache_size
         b, c, n, t = num_scenes, num_controlled, config.max_agents, config.horizon + 1
         self.dt = 0.1
@@ -299,16 +305,65 @@ class BatchedSim:
 
     # --------------------------------------------------------------------------------- snapshots
 
+    def fingerprint(self, index: int, controlled: tuple[int, ...] | None = None) -> dict[str, str]:
+        """What a snapshot of scenario `index` is only valid with: ``scene`` (a digest of the scene's
+        content, so the same index of another suite differs) and ``config`` (of the `EnvConfig` and the
+        number of controlled slots, which decide the state's layout and meaning)."""
+        key = (index, controlled)
+        digest = self._scene_digest.get(key)
+        if digest is None:
+            s = self.scenario(index)
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr((s.scenario_id, s.ego_index, s.dt, controlled)).encode())
+            for name in ARRAY_FIELDS:
+                h.update(np.ascontiguousarray(getattr(s, name)).data)
+            digest = self._scene_digest[key] = h.hexdigest()
+        return {"scene": digest, "config": self._config_digest}
+
     def get_state(self, b: int) -> dict:
-        """A deep copy of scene `b`'s dynamic state (enough to resume it exactly)."""
+        """A deep copy of scene `b`'s dynamic state (enough to resume it exactly), with the
+        `fingerprint` of its scene and config."""
         snap = {k: v[b].copy() for k, v in self.state.items()}
         snap["scene_key"] = self._key[b]
+        snap["scenario_id"] = self.compiled[b].scenario.scenario_id
+        snap["fingerprint"] = self.fingerprint(*self._key[b])
         snap["expert"] = self.expert[b].copy()
         snap["obs"] = self.obs[b].copy()
         return snap
 
+    def check_state(self, snap: dict) -> None:
+        """Raises `ValueError` unless `snap` was taken by `get_state` of an env with this config on the
+        same scene (its `fingerprint` matches)."""
+        missing = sorted({"scene_key", "fingerprint", "scenario_id", *self.state} - set(snap))
+        if missing:
+            raise ValueError(f"not a snapshot from get_state: missing {missing}")
+        index, controlled = snap["scene_key"]
+        if not 0 <= int(index) < self.num_scenarios:
+            raise ValueError(
+                f"snapshot of scene {snap['scenario_id']!r} (index {index}) does not fit this env's "
+                f"{self.num_scenarios} scenes"
+            )
+        here = self.fingerprint(int(index), controlled)
+        there = snap["fingerprint"]
+        if there.get("config") != here["config"]:
+            raise ValueError(
+                f"snapshot of scene {snap['scenario_id']!r} was taken under another env config "
+                "(horizon, max_agents, dynamics, ... or number of controlled agents); it cannot be restored"
+            )
+        if there.get("scene") != here["scene"]:
+            ours = self.scenario(int(index)).scenario_id
+            raise ValueError(
+                f"snapshot of scene {snap['scenario_id']!r} does not match this env's scene {index} "
+                f"({ours!r}, another suite or scene content); it cannot be restored"
+            )
+
     def set_state(self, b: int, snap: dict) -> None:
-        """Restores a snapshot from `get_state` into scene `b` (loading its scenario if needed)."""
+        """Restores a snapshot from `get_state` into scene `b` (loading its scenario if needed).
+
+        Raises:
+            ValueError: The snapshot's fingerprint does not match (`check_state`).
+        """
+        self.check_state(snap)
         if self.compiled[b] is None or self._key[b] != snap["scene_key"]:
             self.load(b, *snap["scene_key"])
         for k, v in self.state.items():

@@ -163,7 +163,9 @@ def test_bad_actions_raise_a_clear_error(bad):
 
 
 def test_bad_arguments_raise_a_clear_error():
-    with pytest.raises(ConfigError, match="unknown env arguments"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'horizn'"):
+        make(horizn=10)
+    with pytest.raises(ConfigError, match="unexpected keyword argument 'horizn'"):
         make(horizn=10)
     with pytest.raises(ConfigError, match="unknown metric reward term 'progres'"):
         make(reward=[{"kind": "metric", "name": "progres", "scale": 1.0}])
@@ -224,3 +226,40 @@ def test_rollouts_are_identical_across_processes():
         [sys.executable, "-c", ROLLOUT_HASH.format(root=root)], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == here
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"horizon": "100"}, "horizon must be an integer, got '100'"),
+        ({"horizon": True}, "horizon must be an integer, got True"),
+        ({"dynamics": {"mass": "heavy"}}, "dynamics.mass must be a number, got 'heavy'"),
+        ({"termination": {"offroad": "no"}}, "termination.offroad must be a bool, got 'no'"),
+        ({"obs": {"num_agents": 4.5}}, "obs.num_agents must be an integer"),
+        ({"trajectory": {"heading": 1}}, "trajectory.heading must be a string"),
+        ({"reward": 42}, "reward must be a preset name, a list of"),
+        ({"reward": [{"name": "speed", "scale": "x"}]}, r"reward\[0\].scale must be a number"),
+        ({"dynamics": 3}, "dynamics must be a DynamicsConfig or a dict"),
+    ],
+)
+def test_wrong_typed_config_values_name_their_dotted_path(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        make(**kwargs)
+
+
+def test_a_snapshot_refuses_to_load_into_another_scene_or_config():
+    env = make()
+    env.reset(seed=0)
+    env.step(np.zeros(2))
+    snap = env.get_state()
+    assert set(snap["fingerprint"]) == {"scene", "config"}
+    env.set_state(snap)  # the same env takes it back
+    other_scene = straight_road(speeds=(11.0, 10.0, 12.0))
+    with pytest.raises(ValueError, match="does not match this env's scene 0"):
+        make(scenarios=[other_scene]).set_state(snap)
+    with pytest.raises(ValueError, match="another env config"):
+        make(horizon=50).set_state(snap)
+    two = make(scenarios=[straight_road(), straight_road()])
+    two.reset(options={"scenario_index": 1})
+    with pytest.raises(ValueError, match="does not fit this env's 1 scenes"):
+        env.set_state(two.get_state())

@@ -150,3 +150,23 @@ def test_trajectory_actions_through_the_vector_env_match_single_envs():
     actions[..., 0::3] += 0.05  # poses ahead of the car
     for a in actions:
         assert data_equivalence(native.step(a), sync.step(a), exact=True)
+
+
+def test_autoreset_mode_is_an_attribute():
+    for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
+        env = gym.make_vec("AlpaDrive-v0", num_envs=2, scenarios=scenes(), autoreset_mode=mode, **KW)
+        assert env.autoreset_mode == mode == env.metadata["autoreset_mode"]
+
+
+def test_step_before_reset_and_wrong_action_shapes_raise():
+    env = gym.make_vec("AlpaDrive-v0", num_envs=3, scenarios=scenes(), **KW)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros((3, 2)))
+    env.reset(seed=0, options={"reset_mask": [True, False, True]})
+    with pytest.raises(RuntimeError, match=r"sub-envs \[1\] were never reset"):
+        env.step(np.zeros((3, 2)))
+    env.reset(seed=0)
+    for bad in (np.zeros(6), np.zeros((2, 3)), np.zeros((3, 2, 1)), np.zeros((6, 1))):
+        with pytest.raises(ValueError, match=r"action has shape .* expected \(3, 2\)"):
+            env.step(bad)
+    env.step(np.zeros((3, 2)))
