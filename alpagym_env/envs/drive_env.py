@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.utils import seeding
 
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
@@ -38,7 +40,12 @@ def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> Sequence[Scenario]:
-    """The scenes an env samples from: `scenarios` if given, else the configured named suite."""
+    """The scenes an env samples from: `scenarios` if given, else the configured named suite (shared,
+    memory-mapped: `alpagym_env.scenarios.mapped`)."""
+    from alpagym_env.scenarios.mapped import MappedSuite
+
+    if isinstance(scenarios, MappedSuite):
+        return scenarios
     if scenarios is not None:
         scenarios = list(scenarios)
         if not scenarios or not all(isinstance(s, Scenario) for s in scenarios):
@@ -272,6 +279,33 @@ class AlpaDriveEnv(gym.Env):
     def set_state(self, state: dict[str, Any]) -> None:
         self.sim.set_state(0, state)
         self._ep_return = float(state["episode_return"])
+
+    # ---------------------------------------------------------------------------------- pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What rebuilds this env: its arguments (a named suite goes by its path, not its data), the
+        RNG and a snapshot of the running episode; kilobytes instead of the sim's buffers."""
+        config = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+        started = self.sim.scenario_index[0] >= 0
+        return {
+            "args": {
+                "render_mode": self.render_mode,
+                "reward": self.reward_spec,
+                "scenarios": self._scenarios,
+                "render_config": self._render_config,
+                **config,
+            },
+            "rng": None if self._np_random is None else self._np_random.bit_generator.state,
+            "snapshot": self.get_state() if started else None,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["args"])
+        if state["rng"] is not None:
+            self._np_random, _ = seeding.np_random()
+            self._np_random.bit_generator.state = state["rng"]
+        if state["snapshot"] is not None:
+            self.set_state(state["snapshot"])
 
     # ---------------------------------------------------------------------------------- rendering
 

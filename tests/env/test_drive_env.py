@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import alpagym_env  # noqa: F401  (registers AlpaDrive-v0)
 from alpagym_env.config import ConfigError
 from alpagym_env.envs.infos import reward_terms
+from alpagym_env.scenarios.mapped import MappedSuite
 from tests.conftest import straight_road
 
 
@@ -263,3 +264,25 @@ def test_a_snapshot_refuses_to_load_into_another_scene_or_config():
     two.reset(options={"scenario_index": 1})
     with pytest.raises(ValueError, match="does not fit this env's 1 scenes"):
         env.set_state(two.get_state())
+
+
+def test_envs_share_the_memory_mapped_suite_and_pickle_to_kilobytes():
+    import pickle
+
+    a, b = gym.make("AlpaDrive-v0", suite="smoke"), gym.make("AlpaDrive-v0", suite="smoke")
+    a.reset(seed=3)
+    b.reset(seed=3)
+    # Both map the same cache files (one copy of the scenes, in the page cache), no private copy.
+    src_a, src_b = a.unwrapped.sim._source, b.unwrapped.sim._source
+    assert isinstance(src_a, MappedSuite) and src_a.path == src_b.path
+    assert np.shares_memory(src_a[0].traj, src_a._flat["traj"])
+    for _ in range(3):
+        a.step(np.full(2, 0.2, np.float32))
+    blob = pickle.dumps(a.unwrapped)
+    assert len(blob) < 64_000
+    clone = pickle.loads(blob)
+    for _ in range(5):
+        obs_a, r_a, *_ = a.unwrapped.step(np.full(2, -0.3, np.float32))
+        obs_c, r_c, *_ = clone.step(np.full(2, -0.3, np.float32))
+        assert np.array_equal(obs_a, obs_c) and r_a == r_c
+    assert a.unwrapped.np_random.integers(1 << 30) == clone.np_random.integers(1 << 30)
