@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -83,8 +84,12 @@ def observation_space(config: EnvConfig, dim: int) -> spaces.Space:
     if config.obs_type == "flat":
         return spaces.Box(-OBS_BOUND, OBS_BOUND, (dim,), np.float32)
     layout = obs_layout(config.obs.num_agents, config.obs.route_points)
+    # An OrderedDict keeps the flat layout's order (Gymnasium sorts a plain dict's keys), so
+    # `FlattenObservation` of the dict observation equals the flat observation.
     return spaces.Dict(
-        {k: spaces.Box(-OBS_BOUND, OBS_BOUND, shape, np.float32) for k, (_, shape) in layout.items()}
+        OrderedDict(
+            (k, spaces.Box(-OBS_BOUND, OBS_BOUND, shape, np.float32)) for k, (_, shape) in layout.items()
+        )
     )
 
 

@@ -286,3 +286,15 @@ def test_envs_share_the_memory_mapped_suite_and_pickle_to_kilobytes():
         obs_c, r_c, *_ = clone.step(np.full(2, -0.3, np.float32))
         assert np.array_equal(obs_a, obs_c) and r_a == r_c
     assert a.unwrapped.np_random.integers(1 << 30) == clone.np_random.integers(1 << 30)
+
+
+def test_flatten_observation_of_the_dict_observation_is_the_flat_observation():
+    flat = make(obs_type="flat")
+    wrapped = gym.wrappers.FlattenObservation(
+        gym.make("AlpaDrive-v0", obs_type="dict", scenarios=[straight_road()])
+    )
+    obs_f, _ = flat.reset(seed=0)
+    obs_w, _ = wrapped.reset(seed=0)
+    np.testing.assert_array_equal(obs_f, obs_w)
+    action = np.array([0.4, -0.1], np.float32)
+    np.testing.assert_array_equal(flat.step(action)[0], wrapped.step(action)[0])
