@@ -60,10 +60,10 @@ def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> 
 RENDER_MODES = ("rgb_array",)
 
 
-def check_render_mode(render_mode: str | None) -> None:
-    """Raises a `ValueError` naming the render modes when `render_mode` is not one of them (or None)."""
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"render_mode must be one of {list(RENDER_MODES)} or None, got {render_mode!r}")
+def check_render_mode(render_mode: str | None, modes: Sequence[str] = RENDER_MODES) -> None:
+    """Raises a `ValueError` naming the render modes when `render_mode` is not one of `modes` (or None)."""
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"render_mode must be one of {list(modes)} or None, got {render_mode!r}")
 
 
 def action_space(config: EnvConfig) -> spaces.Box:
@@ -150,8 +150,8 @@ class AlpaDriveEnv(gym.Env):
     ``suite`` (``"train"``), ``scenarios`` (a list of `Scenario` instead of a suite), ``horizon``,
     ``action_type``, ``obs_type``, ``reward``, ``agents`` (``"replay"`` or ``"idm"`` or a dict of
     `AgentsConfig`), ``dynamics``, ``obs``, ``termination``, ``trajectory``, ``controller``,
-    ``max_agents``, ``render_mode``
-    (``"rgb_array"``), ``render_config``. Unknown arguments raise.
+    ``max_agents``, ``render_mode`` (``"rgb_array"``, or ``"human"``: a pygame window, the ``render``
+    extra), ``render_config``. Unknown arguments raise `TypeError`.
 
     ## Version History
     - v0: initial release.
@@ -181,7 +181,7 @@ class AlpaDriveEnv(gym.Env):
       type-checked, snapshots refuse to load into another scene or config.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
 
     def __init__(
         self,
@@ -191,9 +191,10 @@ class AlpaDriveEnv(gym.Env):
         render_config: Any = None,
         **kwargs: Any,
     ) -> None:
-        check_render_mode(render_mode)
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.config = EnvConfig.from_kwargs(**kwargs)
         self.render_mode = render_mode
+        self._window = None
         self.reward_spec = resolve(reward)
         self._scenarios = scenario_source(self.config, scenarios)
         index, scale = self.reward_spec.kernel_arrays()
@@ -229,6 +230,8 @@ class AlpaDriveEnv(gym.Env):
             index = int(self.np_random.integers(self.sim.num_scenarios))
         self.sim.reset([0], [index])
         self._ep_return = 0.0
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), self._info(done=False)
 
     def step(self, action):
@@ -254,6 +257,8 @@ class AlpaDriveEnv(gym.Env):
         self._ep_return += reward
         if done:
             info[INFO_KEY]["r"] = self._ep_return
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), reward, terminated, truncated, info
 
     def _info(self, done: bool) -> dict[str, Any]:
@@ -315,9 +320,24 @@ class AlpaDriveEnv(gym.Env):
     # ---------------------------------------------------------------------------------- rendering
 
     def render(self):
+        """The top-down frame, (H, W, 3) uint8 (``"rgb_array"``), or None after showing it in a pygame
+        window (``"human"``, called by `reset` and `step` as Gymnasium expects)."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
         if self._view is None:
             self._view = SceneView(self._render_config)
-        return self._view.frame(self.sim, 0)
+        frame = self._view.frame(self.sim, 0)
+        if self.render_mode == "rgb_array":
+            return frame
+        if self._window is None:
+            from alpagym_env.render.window import Window
+
+            self._window = Window("AlpaDrive-v0", self.metadata["render_fps"])
+        self._window.show(frame)
+        return None
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.close()
+            self._window = None
