@@ -22,9 +22,9 @@ class AlpaDriveSB3VecEnv(VecEnv):
 
     Finished sub-envs reset in the same step; their last observation is in
     ``infos[i]["terminal_observation"]``, ``infos[i]["TimeLimit.truncated"]`` marks horizon
-    truncation, ``infos[i]["alpagym"]`` carries the episode's closed-loop metrics, return ``r`` and
-    length ``l``, and ``infos[i]["episode"]`` the return and length in SB3's own format (what its logger
-    reads for ``ep_rew_mean``; a `VecMonitor` on top replaces it with its own and keeps ``alpagym``).
+    truncation, and ``infos[i]["alpagym"]`` carries the episode's closed-loop metrics, return ``r`` and
+    length ``l``. A copy goes in SB3's own ``infos[i]["episode"]`` (what its logger reads for
+    ``ep_rew_mean``); a `VecMonitor` on top replaces that with its ``{r, l, t}`` and keeps ``alpagym``.
 
     Args:
         num_envs: Sub-envs.
@@ -58,7 +58,7 @@ class AlpaDriveSB3VecEnv(VecEnv):
                 "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
                 INFO_KEY: {k: v[i] for k, v in final[INFO_KEY].items() if not k.startswith("_")},
             }
-            out[i]["episode"] = {k: out[i][INFO_KEY][k] for k in ("r", "l")}
+            out[i]["episode"] = dict(out[i][INFO_KEY])
         return obs, rewards.astype(np.float32), dones, out
 
     def close(self) -> None:
