@@ -207,6 +207,8 @@ class AlpaDriveParallelEnv(ParallelEnv):
         return self._obs(self.agents), {a: self._info(a, False) for a in self.agents}
 
     def step(self, actions: dict[str, Any]):
+        if self.sim.scenario_index[0] < 0:
+            raise RuntimeError("call reset() before step()")
         live = set(self.agents)
         missing, extra = live - set(actions), set(actions) - live
         if missing or extra:

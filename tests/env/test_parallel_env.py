@@ -102,3 +102,8 @@ def test_trajectory_actions_for_every_agent():
     acts = {a: np.zeros(env.action_space(a).shape, np.float32) for a in env.agents}
     obs, rew, term, trunc, info = env.step(acts)
     assert all("trajectory_infeasible" in i for i in info.values())
+
+
+def test_step_before_reset_raises():
+    with pytest.raises(RuntimeError, match="reset"):
+        make().step({})
