@@ -6,13 +6,17 @@ and one ``reward/{kind}/{name}`` float per reward term (`alpagym_env.rewards`); 
 On the step that ends an episode, ``info["alpagym"]`` holds the episode's closed-loop metrics
 (`alpagym_env.metrics`), the scene score, the return ``r`` and the length ``l``, all floats. The key is
 the env's own: ``info["episode"]`` belongs to Gymnasium's `RecordEpisodeStatistics` and SB3's
-`Monitor`/`VecMonitor`, which work on top and leave ``info["alpagym"]`` alone.
+`Monitor`/`VecMonitor`, which work on top and leave ``info["alpagym"]`` alone. Values are numpy
+scalars (an ``np.float64`` is also a Python float), as readers that batch infos by dtype expect
+(TorchRL's ``auto_register_info_dict``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from alpagym_env.sim.controller import trajectory_info
 
@@ -35,19 +39,22 @@ def step_info(sim, b: int, c: int, term_keys: Sequence[str]) -> dict[str, Any]:
         term_keys: ``"{kind}/{name}"`` of the metric reward terms, in kernel order.
     """
     terms = sim.reward_terms[b, c]
-    info: dict[str, Any] = {reward_info_key(k): float(terms[i]) for i, k in enumerate(term_keys)}
-    info["t"] = int(sim.state["t"][b])
-    info["scenario_index"] = int(sim.scenario_index[b])
+    info: dict[str, Any] = {reward_info_key(k): np.float64(terms[i]) for i, k in enumerate(term_keys)}
+    info["t"] = np.int64(sim.state["t"][b])
+    info["scenario_index"] = np.int64(sim.scenario_index[b])
     if sim.config.action_type == "trajectory":
-        info.update(trajectory_info(sim.ctrl_flags[b, c]))
+        traj = trajectory_info(sim.ctrl_flags[b, c])
+        # A Python bool: Gymnasium batches it as a bool array (an np.bool_ would become an object array).
+        info["trajectory_infeasible"] = traj["trajectory_infeasible"]
+        info["trajectory_flags"] = np.int64(traj["trajectory_flags"])
     return info
 
 
 def episode_info(sim, b: int, c: int = 0) -> dict[str, float]:
     """Slot `c` of scene `b`'s closed-loop episode metrics and length ``l`` (floats), for
     ``info["alpagym"]``; the env adds the return ``r``."""
-    ep = {k: float(v) for k, v in sim.episode_metrics(b, c).items()}
-    ep["l"] = float(sim.state["t"][b])
+    ep = {k: np.float64(v) for k, v in sim.episode_metrics(b, c).items()}
+    ep["l"] = np.float64(sim.state["t"][b])
     return ep
 
 

@@ -154,6 +154,10 @@ def test_torchrl_gym_env_vector_wrapper_and_pettingzoo_wrapper_pass_check_env_sp
     single = GymEnv("AlpaDrive-v0", **KW)  # TorchRL retries without `frameskip` on its TypeError
     check_env_specs(single)
     assert single.rollout(14, break_when_any_done=False)["next", "done"].any()
+    single.auto_register_info_dict()  # TorchRL's info reader: flat numpy scalars, batched by dtype
+    check_env_specs(single)
+    steps = single.rollout(14, break_when_any_done=False)
+    assert steps["next", "t"].shape == (14,) and "reward/metric/progress_delta" in steps["next"].keys()
     vec = GymWrapper(gym.make_vec("AlpaDrive-v0", num_envs=3, autoreset_mode=AutoresetMode.SAME_STEP, **KW))
     check_env_specs(vec)
     assert vec.rollout(14, break_when_any_done=False).shape == (3, 14)
