@@ -5,7 +5,8 @@ converts the cache). Time to first step is from the start of the process to the 
 returning, split into the imports and `gym.make` + `reset` + `step`. Memory per env is the growth of the
 process's private memory (`Private_Clean` + `Private_Dirty` of `/proc/self/smaps_rollup`, so pages of
 the memory-mapped suite that every env shares are not counted) while `--envs` more single envs are made,
-reset and stepped, divided by their number; resident memory (RSS) is reported beside it. An
+reset and stepped, divided by their number (compiled scenes are shared by the envs of a process, so a
+further env mostly adds its buffers); resident memory (RSS) is reported beside it. An
 `AsyncVectorEnv` of `--async-envs` single envs is timed from creation to the end of its first reset.
 
 Usage: python benchmarks/env_memory.py [--suite train] [--envs 16] [--async-envs 4]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
+from alpagym_env.scenarios.mapped import MappedSuite
 from alpagym_env.scenarios.schema import ARRAY_FIELDS, Scenario
 from alpagym_env.sim import controller, engine
 from alpagym_env.sim.dynamics import NUM_STATE
@@ -73,6 +75,11 @@ def _fit(arr: np.ndarray, axis_sizes: dict[int, int]) -> np.ndarray:
     return new
 
 
+# Compiled scenes of named suites, shared by every `BatchedSim` of the process (LRU, by count).
+SHARED_CACHE_SIZE = 2048
+_SHARED_COMPILED: OrderedDict[tuple, CompiledScene] = OrderedDict()
+
+
 class BatchedSim:
     """B scenes stepped together by one kernel call.
 
@@ -84,7 +91,8 @@ class BatchedSim:
         num_controlled: C, controlled slots per scene (1: the ego).
         reward_index: (Kr,) int64 metric channel of each reward term.
         reward_scale: (Kr,) float64 scale of each reward term.
-        cache_size: Compiled scenes kept in memory.
+        cache_size: Compiled scenes kept in memory (of sources other than a named suite, whose compiled
+            scenes the process shares).
     """
 
     def __init__(
@@ -197,19 +205,33 @@ class BatchedSim:
         return src(index) if callable(src) else src[index]
 
     def compile(self, index: int, controlled: tuple[int, ...] | None = None) -> CompiledScene:
-        """The compiled scene of scenario `index` (cached)."""
-        key = (index, controlled)
-        hit = self._cache.get(key)
+        """The compiled scene of scenario `index` (cached).
+
+        Scenes of a named suite (a `MappedSuite`) are cached once per process, shared by every env in
+        it (a compiled scene is read-only, about 0.7 MB); other sources get this sim's own cache.
+        """
+        if isinstance(self._source, MappedSuite):
+            cache, cache_size = _SHARED_COMPILED, SHARED_CACHE_SIZE
+            key = (
+                os.fspath(self._source.path),
+                self.config.horizon,
+                self.config.max_agents,
+                index,
+                controlled,
+            )
+        else:
+            cache, cache_size, key = self._cache, self._cache_size, (index, controlled)
+        hit = cache.get(key)
         if hit is not None:
-            self._cache.move_to_end(key)
+            cache.move_to_end(key)
             return hit
         s = self.scenario(index)
         if s.dt != self.dt:
             raise ValueError(f"scenario {s.scenario_id} has dt={s.dt} s; AlpaGym steps at {self.dt} s")
         cs = compile_scene(s, self.config.horizon, self.config.max_agents, controlled)
-        self._cache[key] = cs
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        cache[key] = cs
+        if len(cache) > cache_size:
+            cache.popitem(last=False)
         return cs
 
     def _grow(self, group: dict, name: str, sizes: dict[int, int]) -> np.ndarray:

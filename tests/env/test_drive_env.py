@@ -276,6 +276,7 @@ def test_envs_share_the_memory_mapped_suite_and_pickle_to_kilobytes():
     src_a, src_b = a.unwrapped.sim._source, b.unwrapped.sim._source
     assert isinstance(src_a, MappedSuite) and src_a.path == src_b.path
     assert np.shares_memory(src_a[0].traj, src_a._flat["traj"])
+    assert a.unwrapped.sim.compiled[0] is b.unwrapped.sim.compiled[0]  # compiled once per process
     for _ in range(3):
         a.step(np.full(2, 0.2, np.float32))
     blob = pickle.dumps(a.unwrapped)
