@@ -131,6 +131,11 @@ class AlpaDriveParallelEnv(ParallelEnv):
         scenarios: Scenes to draw from (default: the configured suite).
         render_config: A `RenderConfig`.
         **kwargs: `EnvConfig` fields, as for `AlpaDriveEnv`.
+
+    Each agent's info is flat numbers with the same keys at every step (what TorchRL's
+    `PettingZooWrapper` and SuperSuit batch): ``t``, ``scenario_index``, ``reward/{kind}/{name}``,
+    and ``alpagym/{metric}``, ``alpagym/r``, ``alpagym/l``, 0 until the agent's episode ends. Reset
+    options other than ``eligible_index`` are ignored (PettingZoo's API test passes an arbitrary one).
     """
 
     metadata = {

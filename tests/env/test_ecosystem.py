@@ -208,5 +208,7 @@ def test_skrl_ppo_trains_on_the_vector_env():
         cfg={"rollouts": 8, "learning_epochs": 1, "mini_batches": 1},
     )
     before = [p.detach().clone() for p in agent.policy.parameters()]
-    SequentialTrainer(env=env, agents=agent, cfg={"timesteps": 24, "headless": True}).train()
+    cfg = {"timesteps": 24, "headless": True, "close_environment_at_exit": False}
+    SequentialTrainer(env=env, agents=agent, cfg=cfg).train()
+    env.close()
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters(), strict=True))
