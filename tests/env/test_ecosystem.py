@@ -121,7 +121,12 @@ def test_sb3_ppo_and_sac_with_vec_monitor_and_evaluate_policy():
     model.learn(48, callback=Keep())
     assert model.ep_info_buffer and {"r", "l", "t"} <= set(model.ep_info_buffer[0])
     assert seen and all("scene_score" in i[INFO_KEY] for i in seen)  # VecMonitor kept the metrics
-    mean, _ = evaluate_policy(model, Monitor(gym.make("AlpaDrive-v0", **KW)), n_eval_episodes=2)
+    monitored = Monitor(gym.make("AlpaDrive-v0", **KW))
+    monitored.reset(seed=0)
+    for _ in range(12):
+        *_, info = monitored.step(np.zeros(2, np.float32))
+    assert {"r", "l", "t"} <= set(info["episode"]) and "scene_score" in info[INFO_KEY]
+    mean, _ = evaluate_policy(model, monitored, n_eval_episodes=2)
     assert np.isfinite(mean)
     mean, _ = evaluate_policy(model, venv, n_eval_episodes=2)
     assert np.isfinite(mean)
