@@ -15,7 +15,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e ".[train,dev]"
+	$(PY) -m pip install -q -e ".[train,dev,render,compat]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,6 +31,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/env_step.py --profile
+	$(PY) benchmarks/env_memory.py
 
 # BC, BC + GRPO, SB3 PPO and SAC at one env-step budget on the test suite (~10-15 min on 2 cores).
 results: $(STAMP)

@@ -32,6 +32,7 @@ if "NUMBA_CACHE_DIR" not in os.environ:
 from alpagym_env.config import (  # noqa: E402 (after the Numba cache is configured)
     AgentsConfig,
     ConfigError,
+    ConfigTypeError,
     ControllerConfig,
     DynamicsConfig,
     EnvConfig,
@@ -68,6 +69,7 @@ __all__ = [
     "parallel_env",
     "AgentsConfig",
     "ConfigError",
+    "ConfigTypeError",
     "ControllerConfig",
     "DynamicsConfig",
     "EnvConfig",

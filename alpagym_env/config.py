@@ -7,6 +7,7 @@ Every config is immutable and validated on construction; building one from a map
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -17,12 +18,41 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names it."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """A configuration value has the wrong type, or a keyword argument is unknown (a `TypeError`, as
+    Python raises for an unexpected keyword argument, and a `ConfigError`)."""
+
+
+# Accepted value types per annotation (numpy scalars included, bool never counts as a number).
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "float": ((int, float, np.integer, np.floating), "a number"),
+    "int": ((int, np.integer), "an integer"),
+    "bool": ((bool, np.bool_), "a bool"),
+    "str": ((str,), "a string"),
+}
+
+
+def _check_types(obj: Any, prefix: str) -> None:
+    """Raises `ConfigTypeError` naming the dotted path of the first field of `obj` whose value does
+    not have its annotated type (a nested config must be an instance of its class)."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        if name in _TYPES:
+            types, what = _TYPES[name]
+            ok = isinstance(v, types) and (name == "bool" or not isinstance(v, (bool, np.bool_)))
+        else:
+            ok, what = type(v).__name__ == name, f"a {name} (or a dict of its fields)"
+        if not ok:
+            raise ConfigTypeError(f"{prefix}{f.name} must be {what}, got {v!r} ({type(v).__name__})")
+
+
 def _from_dict(cls, values: dict[str, Any] | None, where: str):
     values = dict(values or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"unknown {where} keys {unknown}; known keys: {sorted(known)}")
+        raise ConfigTypeError(f"unknown {where} keys {unknown}; known keys: {sorted(known)}")
     return cls(**values)
 
 
@@ -76,6 +106,7 @@ class DynamicsConfig:
     mu: float = 0.9
 
     def __post_init__(self) -> None:
+        _check_types(self, "dynamics.")
         for f in fields(self):
             v = getattr(self, f.name)
             _check(np.isfinite(v) and v > 0, f"dynamics.{f.name} must be a positive number, got {v!r}")
@@ -131,6 +162,7 @@ class AgentsConfig:
     lookahead: float = 60.0
 
     def __post_init__(self) -> None:
+        _check_types(self, "agents.")
         _check(self.mode in AGENT_MODES, f"agents.mode must be one of {AGENT_MODES}, got {self.mode!r}")
         for f in fields(self)[1:]:
             v = getattr(self, f.name)
@@ -166,6 +198,7 @@ class ObsConfig:
     speed_scale: float = 20.0
 
     def __post_init__(self) -> None:
+        _check_types(self, "obs.")
         _check(1 <= self.num_agents <= 63, f"obs.num_agents must be in 1..63, got {self.num_agents}")
         _check(2 <= self.route_points <= 64, f"obs.route_points must be in 2..64, got {self.route_points}")
         for name in ("agent_range", "route_spacing", "position_scale", "speed_scale"):
@@ -201,6 +234,7 @@ class TrajectoryConfig:
     heading: str = "given"
 
     def __post_init__(self) -> None:
+        _check_types(self, "trajectory.")
         _check(1 <= self.num_poses <= 200, f"trajectory.num_poses must be in 1..200, got {self.num_poses}")
         _check(
             np.isfinite(self.spacing) and self.spacing > 0 and abs(self.spacing / 0.1 - self.steps()) < 1e-6,
@@ -257,6 +291,7 @@ class ControllerConfig:
     preview: float = 4.0
 
     def __post_init__(self) -> None:
+        _check_types(self, "controller.")
         for f in fields(self):
             v = getattr(self, f.name)
             ok = v >= 0 if f.name.startswith("q_") or f.name == "feasibility_margin" else v > 0
@@ -295,6 +330,9 @@ class TerminationConfig:
     offroad: bool = True
     route_complete: bool = True
 
+    def __post_init__(self) -> None:
+        _check_types(self, "termination.")
+
 
 @dataclass(frozen=True)
 class EnvConfig:
@@ -328,6 +366,7 @@ class EnvConfig:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
     def __post_init__(self) -> None:
+        _check_types(self, "")
         _check(
             self.action_type in ACTION_TYPES,
             f"action_type must be one of {ACTION_TYPES}, got {self.action_type!r}",
@@ -348,16 +387,19 @@ class EnvConfig:
             "controller": ControllerConfig,
         }
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
+        unknown = [k for k in kwargs if k not in known]
         if unknown:
-            raise ConfigError(f"unknown env arguments {unknown}; known: {sorted(known)}")
+            raise ConfigTypeError(
+                f"AlpaDrive env got an unexpected keyword argument {unknown[0]!r} "
+                f"(unknown: {unknown}; env arguments: {sorted(known)})"
+            )
         values = {}
         for key, value in kwargs.items():
             if key in sections and isinstance(value, str) and key == "agents":
                 value = AgentsConfig(mode=value)
             elif key in sections and not isinstance(value, sections[key]):
-                if not isinstance(value, dict):
-                    raise ConfigError(
+                if not isinstance(value, Mapping):
+                    raise ConfigTypeError(
                         f"{key} must be a {sections[key].__name__} or a dict, got {type(value).__name__}"
                     )
                 value = _from_dict(sections[key], value, key)

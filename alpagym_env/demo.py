@@ -26,7 +26,7 @@ def run_episode(env, policy, index: int, expert: bool) -> dict[str, float]:
     while True:
         obs, _, terminated, truncated, info = env.step(policy(obs)[0])
         if terminated or truncated:
-            return info["episode"]
+            return info["alpagym"]
 
 
 def main() -> None:

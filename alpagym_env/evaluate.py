@@ -4,18 +4,21 @@ Example::
 
     python -m alpagym_env.evaluate --policy expert constant_velocity idm random --suite test --out eval/
     python -m alpagym_env.evaluate --policy my_pkg.agents:policy --reference --videos 3 --out eval/
+    python -m alpagym_env.evaluate --policy ppo_model.zip --env horizon=200 'obs={"num_agents": 8}'
 
 Every scene of the suite is driven closed-loop by each policy through the batched engine (log-replay or
 IDM agents), and scored with AlpaSim's metrics and EPDMS-style sub-scores (`alpagym_env.metrics`,
 `alpagym_env.evaluation.subscores`). The leaderboard (mean and 95 % CI per family and overall) is
 printed as Markdown; with ``--out`` it is also written as ``leaderboard.{md,csv,json}`` beside
 ``episodes.csv`` (every episode) and, with ``--videos K``, the K worst and best episodes of each policy
-under ``videos/``. A fixed ``--seed`` gives byte-identical files.
+under ``videos/``. A fixed ``--seed`` gives byte-identical files. ``--env`` sets env arguments (those a
+plain SB3 ``model.save`` zip was trained with; models of `alpagym_train.baselines.sb3` carry theirs).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -55,6 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--action-type", choices=("control", "trajectory"), default="control",
                    help="action type of policies that do not declare theirs (default control)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32, help="scenes stepped together")
+    env_help = (
+        "env arguments as KEY=VALUE (VALUE read as JSON when it parses), e.g. obs_type=flat "
+        "'obs={\"num_agents\": 4}': those a plain SB3 .zip was trained with"
+    )
+    p.add_argument("--env", nargs="+", default=[], metavar="KEY=VALUE", help=env_help)
     p.add_argument("--columns", nargs="+", default=list(MAIN_COLUMNS), help="metrics shown in the terminal")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = p.parse_args(argv)
@@ -62,14 +70,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--videos needs --out DIR")
     if args.repeats < 1 or (args.episodes is not None and args.episodes < 1) or args.batch_size < 1:
         p.error("--repeats, --episodes and --batch-size must be >= 1")
+    args.env_kwargs = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--env takes KEY=VALUE, got {item!r}")
+        try:
+            args.env_kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            args.env_kwargs[key] = value
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = eval_config(args.agents, args.horizon, action_type=args.action_type)
     specs = list(dict.fromkeys(([*REFERENCE] if args.reference else []) + args.policy))
     try:
+        env = {"action_type": args.action_type, "agents": args.agents, "horizon": args.horizon}
+        env.update(args.env_kwargs)
+        config = eval_config(env.pop("agents"), env.pop("horizon"), **env)
         policies = {s: load_policy(s, config, args.seed) for s in specs}
         t0 = time.perf_counter()
         scenarios = load_scenarios(args.suite)

@@ -8,8 +8,8 @@ A reward is a list of ``{kind, name, scale}`` terms (the AlpaGym reward-file for
 - ``kind="terminal"``: on the step that ends the episode, ``scale`` times the episode metric ``name``
   (e.g. ``scene_score``, ``progress``), added outside the kernel.
 
-Each term's value is reported in ``info["reward_terms"]`` under ``"{kind}/{name}"``. A Python callable
-may replace the terms: it receives the step's metrics by channel name and returns the reward.
+Each term's value is reported in ``info["reward/{kind}/{name}"]`` (`alpagym_env.envs.infos`). A Python
+callable may replace the terms: it receives the step's metrics by channel name and returns the reward.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from alpagym_env import metrics as M
-from alpagym_env.config import ConfigError
+from alpagym_env.config import ConfigError, ConfigTypeError
 
 KINDS = ("metric", "terminal")
 
@@ -56,22 +56,29 @@ def register_preset(name: str, terms: Sequence[Mapping[str, Any] | RewardTerm]) 
     """Registers a named reward preset; a duplicate name raises."""
     if name in _PRESETS:
         raise ValueError(f"reward preset {name!r} is already registered")
-    _PRESETS[name] = tuple(_term(t) for t in terms)
+    _PRESETS[name] = tuple(_term(t, f"reward preset {name!r}[{i}]") for i, t in enumerate(terms))
 
 
 def presets() -> tuple[str, ...]:
     return tuple(_PRESETS)
 
 
-def _term(t: Mapping[str, Any] | RewardTerm) -> RewardTerm:
+def _term(t: Mapping[str, Any] | RewardTerm, where: str) -> RewardTerm:
+    """Term `t` of a reward list; `where` (``reward[i]``) prefixes every error."""
     if isinstance(t, RewardTerm):
         return t
     if not isinstance(t, Mapping):
-        raise ConfigError(f"a reward term must be a mapping with kind, name and scale, got {t!r}")
+        raise ConfigTypeError(f"{where} must be a mapping with kind, name and scale, got {t!r}")
     extra = set(t) - {"kind", "name", "scale"}
     if extra or not {"name", "scale"} <= set(t):
-        raise ConfigError(f"a reward term needs exactly kind, name and scale; got keys {sorted(t)}")
-    return RewardTerm(t.get("kind", "metric"), t["name"], t["scale"])
+        raise ConfigError(f"{where} needs exactly kind, name and scale; got keys {sorted(t)}")
+    kind, name, scale = t.get("kind", "metric"), t["name"], t["scale"]
+    for key, value in (("kind", kind), ("name", name)):
+        if not isinstance(value, str):
+            raise ConfigTypeError(f"{where}.{key} must be a string, got {value!r} ({type(value).__name__})")
+    if isinstance(scale, bool | np.bool_) or not isinstance(scale, int | float | np.integer | np.floating):
+        raise ConfigTypeError(f"{where}.scale must be a number, got {scale!r} ({type(scale).__name__})")
+    return RewardTerm(kind, name, float(scale))
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,12 @@ def resolve(spec: str | Sequence | Callable | Reward | None) -> Reward:
         return Reward(_PRESETS[spec])
     if callable(spec):
         return Reward((), spec)
-    terms = tuple(_term(t) for t in spec)
+    if isinstance(spec, Mapping) or not isinstance(spec, Sequence):
+        raise ConfigTypeError(
+            "reward must be a preset name, a list of {kind, name, scale} terms, a callable or a Reward, "
+            f"got {spec!r} ({type(spec).__name__})"
+        )
+    terms = tuple(_term(t, f"reward[{i}]") for i, t in enumerate(spec))
     if not terms:
         raise ConfigError("a reward needs at least one term")
     keys = [t.key for t in terms]

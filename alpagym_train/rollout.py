@@ -91,7 +91,7 @@ def collect_groups(env: AlpaDriveVectorEnv, sample, scenario_ids: np.ndarray, gr
         out_r[alive, t] = rewards[alive]
         done = (terminated | truncated) & alive
         if done.any():
-            score[done] = info["episode"]["scene_score"][done]
+            score[done] = info["alpagym"]["scene_score"][done]
             alive &= ~done
         if not alive.any():
             break

@@ -83,7 +83,7 @@ def evaluate_policy(policy: GaussianPolicy, scenes, env_kwargs: dict[str, Any]) 
         done = (term | trunc) & alive
         if done.any():
             for k in keys:
-                out[k][done] = info["episode"][k][done]
+                out[k][done] = info["alpagym"][k][done]
         alive &= ~done
     return {k: float(v.mean()) for k, v in out.items()}
 

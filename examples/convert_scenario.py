@@ -190,7 +190,7 @@ def main() -> None:
             obs, reward, terminated, truncated, info = env.step(policy(obs[None])[0])
             if terminated or truncated:
                 break
-        ep = info["episode"]
+        ep = info["alpagym"]
         print(
             f"gym.make(..., scenarios=[scene]) with RulePolicy: {info['t']} steps, return {ep['r']:.3f}, "
             f"scene_score {ep['scene_score']:.2f}, dist_to_gt_trajectory {ep['dist_to_gt_trajectory']:.2f} m"

@@ -9,7 +9,7 @@ name (`alpagym_env.metrics.channel_names()`: ``progress_delta``, ``speed``, ``co
 
 Written with numpy operations, one function serves both (as below). It runs in Python after the
 Numba step, so it costs more than ``{kind, name, scale}`` terms (see custom_reward_terms.py); use it
-when the reward is not a weighted sum of channels. A callable replaces the terms: ``info["reward_terms"]``
+when the reward is not a weighted sum of channels. A callable replaces the terms: ``reward/...`` infos
 is then empty, and the PettingZoo env does not accept callables.
 
 Run:
@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 import alpagym_env  # noqa: F401  (registers AlpaDrive-v0)
+from alpagym_env.envs.infos import reward_terms
 from alpagym_env.policies import RulePolicy
 
 
@@ -74,9 +75,9 @@ def main() -> None:
         speeds.append(env.unwrapped.step_metrics()["speed"])
         if terminated or truncated:
             break
-    print(f"single env [{info['scenario_id']}]: {info['t']} steps, return {ret:.3f}")
+    print(f"single env [{env.unwrapped.scenario_id}]: {info['t']} steps, return {ret:.3f}")
     print(f"  mean speed {np.mean(speeds):.1f} m/s (target {args.target_speed} m/s)")
-    print(f"  info['reward_terms'] with a callable: {info['reward_terms']}")
+    print(f"  reward terms in info with a callable: {reward_terms(info)}")
     env.close()
 
     # Vector env: the same callable gets (num_envs,) arrays and returns (num_envs,) rewards.

@@ -1,4 +1,4 @@
-"""A custom reward from ``{kind, name, scale}`` terms, and each term's value in ``info["reward_terms"]``.
+"""A custom reward from ``{kind, name, scale}`` terms, each term's value in ``info["reward/{kind}/{name}"]``.
 
 A reward is a list of terms (the AlpaGym reward-file format, `alpagym_env.rewards`):
 
@@ -25,6 +25,7 @@ import numpy as np
 
 import alpagym_env  # noqa: F401  (registers AlpaDrive-v0)
 from alpagym_env import ConfigError, metrics
+from alpagym_env.envs.infos import reward_terms
 from alpagym_env.policies import RulePolicy
 from alpagym_env.rewards import presets
 
@@ -62,22 +63,22 @@ def main() -> None:
     env = gym.make("AlpaDrive-v0", suite=args.suite, horizon=args.horizon, reward=REWARD)
     policy = RulePolicy(obs=env.unwrapped.config.obs)  # batched reference policy: (B, D) -> (B, 2)
     obs, info = env.reset(seed=args.seed)
-    totals = dict.fromkeys(info["reward_terms"], 0.0)  # metric terms; terminal ones appear at the end
+    totals = dict.fromkeys(reward_terms(info), 0.0)  # metric terms; terminal ones appear at the end
     ret = 0.0
     while True:
         obs, reward, terminated, truncated, info = env.step(policy(obs[None])[0])
         ret += reward
-        for key, value in info["reward_terms"].items():
+        for key, value in reward_terms(info).items():
             totals[key] = totals.get(key, 0.0) + value
         # The reward is exactly the sum of the terms reported for this step.
-        assert np.isclose(reward, sum(info["reward_terms"].values()))
+        assert np.isclose(reward, sum(reward_terms(info).values()))
         if terminated or truncated:
             break
 
-    print(f"\nepisode on {info['scenario_id']}: {info['t']} steps, return {ret:.3f}")
+    print(f"\nepisode on {env.unwrapped.scenario_id}: {info['t']} steps, return {ret:.3f}")
     print("return by term (sum over the episode):")
     print(json.dumps({k: round(v, 4) for k, v in totals.items()}, indent=2))
-    print(f"sum of terms {sum(totals.values()):.3f} == return {info['episode']['r']:.3f}")
+    print(f"sum of terms {sum(totals.values()):.3f} == return {info['alpagym']['r']:.3f}")
     env.close()
 
 

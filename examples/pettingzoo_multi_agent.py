@@ -65,8 +65,10 @@ def main() -> None:
             for a, r in rewards.items():
                 returns[a] += r
             for a, info in infos.items():
-                if "episode" in info:  # the agent finished on this step
-                    final[a] = info["episode"]
+                if terminations[a] or truncations[a]:  # the agent finished: its metrics are final
+                    final[a] = {
+                        k.removeprefix("alpagym/"): v for k, v in info.items() if k.startswith("alpagym/")
+                    }
         print(f"\nepisode {episode}:")
         header = ("agent", "return", "steps", "score", "progress", "at-fault", "offroad")
         print(" ".join(f"{h:>{w}}" for h, w in zip(header, (8, 8, 6, 6, 9, 9, 8), strict=True)))

@@ -5,7 +5,7 @@ Shows:
   reactive IDM traffic, ``agents="idm"``; the default replays the logs, as the AlpaSim challenge);
 - a tiny lane-following policy written against the observation (``obs_type="dict"``, so its parts
   have names);
-- the closed-loop metrics the env puts in ``info["episode"]`` when an episode ends;
+- the closed-loop metrics the env puts in ``info["alpagym"]`` when an episode ends;
 - `gym.make_vec("AlpaDrive-v0", num_envs=N)`, the native batched vector env (one Numba call steps
   every sub-env), driven by AlpaGym's rule-based reference policy on the flat observation.
 
@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import alpagym_env  # noqa: F401  (importing registers AlpaDrive-v0)
+from alpagym_env.envs.infos import reward_terms
 from alpagym_env.policies import RulePolicy
 
 
@@ -73,16 +74,16 @@ def single_env(suite: str, episodes: int, horizon: int, seed: int) -> None:
         # The episode's closed-loop metrics (alpagym_env.metrics), aggregated AlpaSim-style: up to the
         # first collision or off-road, or until the ego is 4 m from its logged path (`cut_step`); by
         # default the episode ends on that step too, so they judge the same steps as the reward.
-        ep = info["episode"]
+        ep = info["alpagym"]
         end = f"terminated ({end_reason(env.unwrapped.step_metrics())})" if terminated else "truncated"
         print(
-            f"episode {episode} [{info['scenario_id']}] {end} after {steps} steps, metrics cut at "
+            f"episode {episode} [{env.unwrapped.scenario_id}] {end} after {steps} steps, metrics cut at "
             f"step {ep['cut_step']:.0f}: return {ret:.2f}, "
             f"scene_score {ep['scene_score']:.2f}, progress {ep['progress']:.2f}, "
             f"collision_at_fault {ep['collision_at_fault']:.0f}, offroad {ep['offroad']:.0f}, "
             f"distance {ep['dist_traveled_m']:.1f} m"
         )
-        print(f"  last step's reward terms: {info['reward_terms']}")
+        print(f"  last step's reward terms: {reward_terms(info)}")
         obs, info = env.reset()  # the env's RNG, seeded above, picks the next scene
     env.close()
 
@@ -96,10 +97,10 @@ def vector_env(suite: str, num_envs: int, steps: int, horizon: int, seed: int) -
     for _ in range(steps):
         obs, rewards, terminated, truncated, infos = envs.step(policy(obs))
         # With the default NEXT_STEP autoreset, a finished sub-env reports its metrics now and resets
-        # on the next step; "_episode" marks which sub-envs have one.
-        if "episode" in infos:
-            done = infos["_episode"]
-            scores += list(infos["episode"]["scene_score"][done])
+        # on the next step; "_alpagym" marks which sub-envs have one.
+        if "alpagym" in infos:
+            done = infos["_alpagym"]
+            scores += list(infos["alpagym"]["scene_score"][done])
     rate = num_envs * steps / (time.perf_counter() - start)
     print(f"{num_envs} envs x {steps} steps ({rate:,.0f} env-steps/s incl. the Python policy)")
     if scores:

@@ -87,7 +87,8 @@ def main() -> None:
     model.learn(total_timesteps=args.timesteps)
     seconds = time.perf_counter() - start
     print(f"trained PPO for {model.num_timesteps} env steps in {seconds:.1f} s")
-    # The adapter's `infos[i]["episode"]` (return, length and closed-loop metrics) fills SB3's buffer.
+    # The adapter's `infos[i]["episode"]` (return, length and closed-loop metrics, a copy of
+    # `infos[i]["alpagym"]`) fills SB3's buffer.
     if model.ep_info_buffer:
         ret = np.mean([e["r"] for e in model.ep_info_buffer])
         score = np.mean([e["scene_score"] for e in model.ep_info_buffer])

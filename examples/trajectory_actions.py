@@ -125,9 +125,9 @@ def drive(env, scene_index: int, planner_name: str, scene, target_speed: float, 
         infeasible += info["trajectory_infeasible"]
         if terminated or truncated:
             break
-    ep = info["episode"]
+    ep = info["alpagym"]
     print(
-        f"  {planner_name:>6} on {info['scenario_id']:<20} {info['t']:4d} steps | tracking error "
+        f"  {planner_name:>6} on {env.unwrapped.scenario_id:<20} {info['t']:4d} steps | tracking error "
         f"mean {np.mean(tracking):.3f} m, max {np.max(tracking):.3f} m | dist_to_gt mean "
         f"{np.mean(dist_to_gt):.3f} m, max {np.max(dist_to_gt):.3f} m | infeasible plans {infeasible} | "
         f"scene_score {ep['scene_score']:.2f}"

@@ -22,6 +22,9 @@ Capacities E, K, R, R2, E2, L2, NB and S grow when a larger scene is loaded.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -29,7 +32,8 @@ import numpy as np
 
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
-from alpagym_env.scenarios.schema import Scenario
+from alpagym_env.scenarios.mapped import MappedSuite
+from alpagym_env.scenarios.schema import ARRAY_FIELDS, Scenario
 from alpagym_env.sim import controller, engine
 from alpagym_env.sim.dynamics import NUM_STATE
 from alpagym_env.sim.measure import NUM_TRACK, TR_CUT_STEPS
@@ -71,6 +75,11 @@ def _fit(arr: np.ndarray, axis_sizes: dict[int, int]) -> np.ndarray:
     return new
 
 
+# Compiled scenes of named suites, shared by every `BatchedSim` of the process (LRU, by count).
+SHARED_CACHE_SIZE = 2048
+_SHARED_COMPILED: OrderedDict[tuple, CompiledScene] = OrderedDict()
+
+
 class BatchedSim:
     """B scenes stepped together by one kernel call.
 
@@ -82,7 +91,8 @@ class BatchedSim:
         num_controlled: C, controlled slots per scene (1: the ego).
         reward_index: (Kr,) int64 metric channel of each reward term.
         reward_scale: (Kr,) float64 scale of each reward term.
-        cache_size: Compiled scenes kept in memory.
+        cache_size: Compiled scenes kept in memory (of sources other than a named suite, whose compiled
+            scenes the process shares).
     """
 
     def __init__(
@@ -101,6 +111,10 @@ class BatchedSim:
         self._source = scenario_source
         self.num_scenarios = num_scenarios
         self._cache: OrderedDict[tuple, CompiledScene] = OrderedDict()
+        self._scene_digest: dict[tuple, str] = {}
+        # The suite's name is left out: the scene digest already tells scenes apart.
+        config_key = repr((dataclasses.replace(config, suite=""), num_controlled))
+        self._config_digest = hashlib.blake2b(config_key.encode(), digest_size=16).hexdigest()
         self._cache_size = cache_size
         b, c, n, t = num_scenes, num_controlled, config.max_agents, config.horizon + 1
         self.dt = 0.1
@@ -191,19 +205,33 @@ class BatchedSim:
         return src(index) if callable(src) else src[index]
 
     def compile(self, index: int, controlled: tuple[int, ...] | None = None) -> CompiledScene:
-        """The compiled scene of scenario `index` (cached)."""
-        key = (index, controlled)
-        hit = self._cache.get(key)
+        """The compiled scene of scenario `index` (cached).
+
+        Scenes of a named suite (a `MappedSuite`) are cached once per process, shared by every env in
+        it (a compiled scene is read-only, about 0.7 MB); other sources get this sim's own cache.
+        """
+        if isinstance(self._source, MappedSuite):
+            cache, cache_size = _SHARED_COMPILED, SHARED_CACHE_SIZE
+            key = (
+                os.fspath(self._source.path),
+                self.config.horizon,
+                self.config.max_agents,
+                index,
+                controlled,
+            )
+        else:
+            cache, cache_size, key = self._cache, self._cache_size, (index, controlled)
+        hit = cache.get(key)
         if hit is not None:
-            self._cache.move_to_end(key)
+            cache.move_to_end(key)
             return hit
         s = self.scenario(index)
         if s.dt != self.dt:
             raise ValueError(f"scenario {s.scenario_id} has dt={s.dt} s; AlpaGym steps at {self.dt} s")
         cs = compile_scene(s, self.config.horizon, self.config.max_agents, controlled)
-        self._cache[key] = cs
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        cache[key] = cs
+        if len(cache) > cache_size:
+            cache.popitem(last=False)
         return cs
 
     def _grow(self, group: dict, name: str, sizes: dict[int, int]) -> np.ndarray:
@@ -299,16 +327,65 @@ class BatchedSim:
 
     # --------------------------------------------------------------------------------- snapshots
 
+    def fingerprint(self, index: int, controlled: tuple[int, ...] | None = None) -> dict[str, str]:
+        """What a snapshot of scenario `index` is only valid with: ``scene`` (a digest of the scene's
+        content, so the same index of another suite differs) and ``config`` (of the `EnvConfig` and the
+        number of controlled slots, which decide the state's layout and meaning)."""
+        key = (index, controlled)
+        digest = self._scene_digest.get(key)
+        if digest is None:
+            s = self.scenario(index)
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr((s.scenario_id, s.ego_index, s.dt, controlled)).encode())
+            for name in ARRAY_FIELDS:
+                h.update(np.ascontiguousarray(getattr(s, name)).data)
+            digest = self._scene_digest[key] = h.hexdigest()
+        return {"scene": digest, "config": self._config_digest}
+
     def get_state(self, b: int) -> dict:
-        """A deep copy of scene `b`'s dynamic state (enough to resume it exactly)."""
+        """A deep copy of scene `b`'s dynamic state (enough to resume it exactly), with the
+        `fingerprint` of its scene and config."""
         snap = {k: v[b].copy() for k, v in self.state.items()}
         snap["scene_key"] = self._key[b]
+        snap["scenario_id"] = self.compiled[b].scenario.scenario_id
+        snap["fingerprint"] = self.fingerprint(*self._key[b])
         snap["expert"] = self.expert[b].copy()
         snap["obs"] = self.obs[b].copy()
         return snap
 
+    def check_state(self, snap: dict) -> None:
+        """Raises `ValueError` unless `snap` was taken by `get_state` of an env with this config on the
+        same scene (its `fingerprint` matches)."""
+        missing = sorted({"scene_key", "fingerprint", "scenario_id", *self.state} - set(snap))
+        if missing:
+            raise ValueError(f"not a snapshot from get_state: missing {missing}")
+        index, controlled = snap["scene_key"]
+        if not 0 <= int(index) < self.num_scenarios:
+            raise ValueError(
+                f"snapshot of scene {snap['scenario_id']!r} (index {index}) does not fit this env's "
+                f"{self.num_scenarios} scenes"
+            )
+        here = self.fingerprint(int(index), controlled)
+        there = snap["fingerprint"]
+        if there.get("config") != here["config"]:
+            raise ValueError(
+                f"snapshot of scene {snap['scenario_id']!r} was taken under another env config "
+                "(horizon, max_agents, dynamics, ... or number of controlled agents); it cannot be restored"
+            )
+        if there.get("scene") != here["scene"]:
+            ours = self.scenario(int(index)).scenario_id
+            raise ValueError(
+                f"snapshot of scene {snap['scenario_id']!r} does not match this env's scene {index} "
+                f"({ours!r}, another suite or scene content); it cannot be restored"
+            )
+
     def set_state(self, b: int, snap: dict) -> None:
-        """Restores a snapshot from `get_state` into scene `b` (loading its scenario if needed)."""
+        """Restores a snapshot from `get_state` into scene `b` (loading its scenario if needed).
+
+        Raises:
+            ValueError: The snapshot's fingerprint does not match (`check_state`).
+        """
+        self.check_state(snap)
         if self.compiled[b] is None or self._key[b] != snap["scene_key"]:
             self.load(b, *snap["scene_key"])
         for k, v in self.state.items():

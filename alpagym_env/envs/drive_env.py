@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.utils import seeding
 
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
 from alpagym_env.envs.batched_sim import BatchedSim
+from alpagym_env.envs.infos import INFO_KEY, episode_info, reward_info_key, step_info
 from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import Scenario
-from alpagym_env.sim.controller import trajectory_info
 from alpagym_env.sim.observation import OBS_BOUND, obs_layout
 
 
@@ -27,9 +30,7 @@ def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """
     a = np.asarray(actions, dtype=np.float64)
     if a.shape != shape:
-        a = a.reshape(shape) if a.size == int(np.prod(shape)) and a.ndim == len(shape) - 1 else a
-        if a.shape != shape:
-            raise ValueError(f"action has shape {np.shape(actions)}, expected {shape}")
+        raise ValueError(f"action has shape {np.shape(actions)}, expected {shape}")
     lo, hi = a.min(), a.max()  # NaN propagates: in range means finite, and costs two reductions
     if lo >= -1.0 and hi <= 1.0:
         return a
@@ -40,7 +41,12 @@ def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> Sequence[Scenario]:
-    """The scenes an env samples from: `scenarios` if given, else the configured named suite."""
+    """The scenes an env samples from: `scenarios` if given, else the configured named suite (shared,
+    memory-mapped: `alpagym_env.scenarios.mapped`)."""
+    from alpagym_env.scenarios.mapped import MappedSuite
+
+    if isinstance(scenarios, MappedSuite):
+        return scenarios
     if scenarios is not None:
         scenarios = list(scenarios)
         if not scenarios or not all(isinstance(s, Scenario) for s in scenarios):
@@ -54,10 +60,10 @@ def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> 
 RENDER_MODES = ("rgb_array",)
 
 
-def check_render_mode(render_mode: str | None) -> None:
-    """Raises a `ValueError` naming the render modes when `render_mode` is not one of them (or None)."""
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"render_mode must be one of {list(RENDER_MODES)} or None, got {render_mode!r}")
+def check_render_mode(render_mode: str | None, modes: Sequence[str] = RENDER_MODES) -> None:
+    """Raises a `ValueError` naming the render modes when `render_mode` is not one of `modes` (or None)."""
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"render_mode must be one of {list(modes)} or None, got {render_mode!r}")
 
 
 def action_space(config: EnvConfig) -> spaces.Box:
@@ -78,8 +84,12 @@ def observation_space(config: EnvConfig, dim: int) -> spaces.Space:
     if config.obs_type == "flat":
         return spaces.Box(-OBS_BOUND, OBS_BOUND, (dim,), np.float32)
     layout = obs_layout(config.obs.num_agents, config.obs.route_points)
+    # An OrderedDict keeps the flat layout's order (Gymnasium sorts a plain dict's keys), so
+    # `FlattenObservation` of the dict observation equals the flat observation.
     return spaces.Dict(
-        {k: spaces.Box(-OBS_BOUND, OBS_BOUND, shape, np.float32) for k, (_, shape) in layout.items()}
+        OrderedDict(
+            (k, spaces.Box(-OBS_BOUND, OBS_BOUND, shape, np.float32)) for k, (_, shape) in layout.items()
+        )
     )
 
 
@@ -117,7 +127,7 @@ class AlpaDriveEnv(gym.Env):
     collision, -5 x off-road, -5 x running a red light, -0.01 x distance to the logged position (m).
     A collision's side, and so its fault, is decided at the first contact of a pair and held while
     the contact lasts: being rear-ended is never at fault. Each term's value is in
-    ``info["reward_terms"]``. A callable ``reward(metrics) -> float`` may replace the terms; it gets
+    ``info["reward/{kind}/{name}"]``. A callable ``reward(metrics) -> float`` may replace the terms; it gets
     the step's metric channels by name.
 
     ## Starting State
@@ -131,15 +141,17 @@ class AlpaDriveEnv(gym.Env):
     reaching the end of the route; ``termination={"at_cut": False}`` drives on after the cut until an
     at-fault collision or off-road (`TerminationConfig`). The reward, the termination and the episode
     metrics read one collision verdict. Truncated after ``horizon`` steps (200). At the end,
-    ``info["episode"]`` holds the episode's closed-loop metrics (`alpagym_env.metrics`), the AlpaSim
-    scene score, the return ``r`` and length ``l``.
+    ``info["alpagym"]`` holds the episode's closed-loop metrics (`alpagym_env.metrics`), the AlpaSim
+    scene score, the return ``r`` and length ``l``, as floats; ``info["episode"]`` is left to
+    Gymnasium's `RecordEpisodeStatistics` and SB3's `Monitor`. Every info is flat and numeric
+    (`alpagym_env.envs.infos`).
 
     ## Arguments
     ``suite`` (``"train"``), ``scenarios`` (a list of `Scenario` instead of a suite), ``horizon``,
     ``action_type``, ``obs_type``, ``reward``, ``agents`` (``"replay"`` or ``"idm"`` or a dict of
     `AgentsConfig`), ``dynamics``, ``obs``, ``termination``, ``trajectory``, ``controller``,
-    ``max_agents``, ``render_mode``
-    (``"rgb_array"``), ``render_config``. Unknown arguments raise.
+    ``max_agents``, ``render_mode`` (``"rgb_array"``, or ``"human"``: a pygame window, the ``render``
+    extra), ``render_config``. Unknown arguments raise `TypeError`.
 
     ## Version History
     - v0: initial release.
@@ -161,9 +173,15 @@ class AlpaDriveEnv(gym.Env):
       (progress over the logged path length) is now the offset from the centre of the ego's lane:
       126 -> 177 values with the defaults, so policies must be retrained. The procedural suites add
       the ``congestion`` family (stop-and-go), and more urban and intersection egos turn.
+      Infos are flat and numeric so every wrapper can batch them: the episode's metrics moved from
+      ``info["episode"]`` to ``info["alpagym"]`` (``alpagym/{metric}`` keys in the PettingZoo env),
+      ``info["reward_terms"][key]`` became ``info["reward/" + key]``, ``scenario_id`` became
+      ``scenario_index`` (the id is `AlpaDriveEnv.scenario_id`), ``trajectory_limits`` became the
+      ``trajectory_flags`` bit mask. Unknown arguments raise `TypeError`, every config value is
+      type-checked, snapshots refuse to load into another scene or config.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
 
     def __init__(
         self,
@@ -173,9 +191,10 @@ class AlpaDriveEnv(gym.Env):
         render_config: Any = None,
         **kwargs: Any,
     ) -> None:
-        check_render_mode(render_mode)
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.config = EnvConfig.from_kwargs(**kwargs)
         self.render_mode = render_mode
+        self._window = None
         self.reward_spec = resolve(reward)
         self._scenarios = scenario_source(self.config, scenarios)
         index, scale = self.reward_spec.kernel_arrays()
@@ -211,6 +230,8 @@ class AlpaDriveEnv(gym.Env):
             index = int(self.np_random.integers(self.sim.num_scenarios))
         self.sim.reset([0], [index])
         self._ep_return = 0.0
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), self._info(done=False)
 
     def step(self, action):
@@ -228,30 +249,29 @@ class AlpaDriveEnv(gym.Env):
             reward = float(sim.reward[0, 0])
         info = self._info(done)
         if done and self.reward_spec.terminal_terms:
-            ep = info["episode"]
+            ep = info[INFO_KEY]
             for term in self.reward_spec.terminal_terms:
                 value = term.scale * ep[term.name]
-                info["reward_terms"][term.key] = value
+                info[reward_info_key(term.key)] = value
                 reward += value
         self._ep_return += reward
         if done:
-            info["episode"]["r"] = self._ep_return
+            info[INFO_KEY]["r"] = self._ep_return
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), reward, terminated, truncated, info
 
     def _info(self, done: bool) -> dict[str, Any]:
-        terms = self.sim.reward_terms[0, 0]
-        info: dict[str, Any] = {
-            "reward_terms": {k: float(terms[i]) for i, k in enumerate(self._term_keys)},
-            "t": int(self.sim.state["t"][0]),
-            "scenario_id": self.sim.compiled[0].scenario.scenario_id,
-        }
-        if self.config.action_type == "trajectory":
-            info.update(trajectory_info(self.sim.ctrl_flags[0, 0]))
+        info = step_info(self.sim, 0, 0, self._term_keys)
         if done:
-            ep = self.sim.episode_metrics(0)
-            ep["l"] = info["t"]
-            info["episode"] = ep
+            info[INFO_KEY] = episode_info(self.sim, 0)
         return info
+
+    @property
+    def scenario_id(self) -> str | None:
+        """The current scene's id (None before the first reset)."""
+        cs = self.sim.compiled[0]
+        return None if cs is None else cs.scenario.scenario_id
 
     def step_metrics(self) -> dict[str, float]:
         """The metric channels of the last step by name (`alpagym_env.metrics`)."""
@@ -270,12 +290,54 @@ class AlpaDriveEnv(gym.Env):
         self.sim.set_state(0, state)
         self._ep_return = float(state["episode_return"])
 
+    # ---------------------------------------------------------------------------------- pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What rebuilds this env: its arguments (a named suite goes by its path, not its data), the
+        RNG and a snapshot of the running episode; kilobytes instead of the sim's buffers."""
+        config = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+        started = self.sim.scenario_index[0] >= 0
+        return {
+            "args": {
+                "render_mode": self.render_mode,
+                "reward": self.reward_spec,
+                "scenarios": self._scenarios,
+                "render_config": self._render_config,
+                **config,
+            },
+            "rng": None if self._np_random is None else self._np_random.bit_generator.state,
+            "snapshot": self.get_state() if started else None,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["args"])
+        if state["rng"] is not None:
+            self._np_random, _ = seeding.np_random()
+            self._np_random.bit_generator.state = state["rng"]
+        if state["snapshot"] is not None:
+            self.set_state(state["snapshot"])
+
     # ---------------------------------------------------------------------------------- rendering
 
     def render(self):
+        """The top-down frame, (H, W, 3) uint8 (``"rgb_array"``), or None after showing it in a pygame
+        window (``"human"``, called by `reset` and `step` as Gymnasium expects)."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
         if self._view is None:
             self._view = SceneView(self._render_config)
-        return self._view.frame(self.sim, 0)
+        frame = self._view.frame(self.sim, 0)
+        if self.render_mode == "rgb_array":
+            return frame
+        if self._window is None:
+            from alpagym_env.render.window import Window
+
+            self._window = Window("AlpaDrive-v0", self.metadata["render_fps"])
+        self._window.show(frame)
+        return None
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.close()
+            self._window = None

@@ -11,7 +11,7 @@ an agent that terminates leaves `agents` and the scene for the rest of the episo
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,11 +29,15 @@ from alpagym_env.envs.drive_env import (
     scenario_source,
     split_obs,
 )
+from alpagym_env.envs.infos import INFO_KEY, episode_info, step_info
 from alpagym_env.envs.view import SceneView
+from alpagym_env.metrics import EPISODE_METRICS
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import AGENT_VEHICLE, Scenario
-from alpagym_env.sim.controller import trajectory_info
 
+logger = logging.getLogger(__name__)
+
+EPISODE_KEYS = (*EPISODE_METRICS, "r", "l")
 MIN_MOVE = 5.0  # m: vehicles whose log moves less are only controlled when no moving one is left
 
 
@@ -127,6 +131,11 @@ class AlpaDriveParallelEnv(ParallelEnv):
         scenarios: Scenes to draw from (default: the configured suite).
         render_config: A `RenderConfig`.
         **kwargs: `EnvConfig` fields, as for `AlpaDriveEnv`.
+
+    Each agent's info is flat numbers with the same keys at every step (what TorchRL's
+    `PettingZooWrapper` and SuperSuit batch): ``t``, ``scenario_index``, ``reward/{kind}/{name}``,
+    and ``alpagym/{metric}``, ``alpagym/r``, ``alpagym/l``, 0 until the agent's episode ends. Reset
+    options other than ``eligible_index`` are ignored (PettingZoo's API test passes an arbitrary one).
     """
 
     metadata = {
@@ -157,6 +166,7 @@ class AlpaDriveParallelEnv(ParallelEnv):
         self._act_spaces = {a: action_space(self.config) for a in self.possible_agents}
         self._term_keys = tuple(t.key for t in self.batch.reward_spec.metric_terms)
         self._rng: np.random.Generator | None = None
+        self._returns = np.zeros(self.batch.num_controlled)
         self._render_config = render_config
         self._view: SceneView | None = None
 
@@ -174,33 +184,36 @@ class AlpaDriveParallelEnv(ParallelEnv):
         return out
 
     def _info(self, agent: str, done: bool) -> dict[str, Any]:
+        """Flat numbers with the same keys at every step (TorchRL's wrapper builds its spec from the
+        reset's): `step_info`'s, then ``alpagym/{metric}``, ``alpagym/r`` and ``alpagym/l``, 0 until
+        the agent's episode ends and its closed-loop metrics, return and length from then on."""
         c = self._slot[agent]
-        terms = self.sim.reward_terms[0, c]
-        info: dict[str, Any] = {
-            "reward_terms": {k: float(terms[i]) for i, k in enumerate(self._term_keys)},
-            "t": int(self.sim.state["t"][0]),
-        }
-        if self.config.action_type == "trajectory":
-            info.update(trajectory_info(self.sim.ctrl_flags[0, c]))
+        info = step_info(self.sim, 0, c, self._term_keys)
+        ep = dict.fromkeys(EPISODE_KEYS, 0.0)
         if done:
-            info["episode"] = self.sim.episode_metrics(0, c)
+            ep.update(episode_info(self.sim, 0, c), r=float(self._returns[c]))
+        info.update({f"{INFO_KEY}/{k}": v for k, v in ep.items()})
         return info
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         options = dict(options or {})
         if set(options) - {"eligible_index"}:
+            # PettingZoo's API test passes an arbitrary option and expects neither an error nor a warning.
             ignored = sorted(set(options) - {"eligible_index"})
-            warnings.warn(f"AlpaDriveParallelEnv ignores reset options {ignored}", stacklevel=2)
+            logger.info("AlpaDriveParallelEnv ignores reset options %s", ignored)
         if seed is not None or self._rng is None:
             self._rng, _ = seeding.np_random(seed)
         pick = options.get("eligible_index")
         if pick is None:
             pick = int(self._rng.integers(len(self.batch.source.eligible)))
         self.batch.reset([0], [pick])
+        self._returns[:] = 0.0
         self.agents = list(self.possible_agents)
         return self._obs(self.agents), {a: self._info(a, False) for a in self.agents}
 
     def step(self, actions: dict[str, Any]):
+        if self.sim.scenario_index[0] < 0:
+            raise RuntimeError("call reset() before step()")
         live = set(self.agents)
         missing, extra = live - set(actions), set(actions) - live
         if missing or extra:
@@ -219,6 +232,8 @@ class AlpaDriveParallelEnv(ParallelEnv):
         trunc = bool(sim.truncated[0])
         obs = self._obs(self.agents)
         rewards = {a: float(sim.reward[0, self._slot[a]]) for a in self.agents}
+        for a, r in rewards.items():
+            self._returns[self._slot[a]] += r
         terminations = {a: bool(sim.terminated[0, self._slot[a]]) for a in self.agents}
         truncations = {a: trunc and not terminations[a] for a in self.agents}
         infos = {a: self._info(a, terminations[a] or truncations[a]) for a in self.agents}

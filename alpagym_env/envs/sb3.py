@@ -13,6 +13,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
+from alpagym_env.envs.infos import INFO_KEY
 from alpagym_env.envs.vector_env import AlpaDriveVectorEnv
 
 
@@ -21,8 +22,9 @@ class AlpaDriveSB3VecEnv(VecEnv):
 
     Finished sub-envs reset in the same step; their last observation is in
     ``infos[i]["terminal_observation"]``, ``infos[i]["TimeLimit.truncated"]`` marks horizon
-    truncation, and ``infos[i]["episode"]`` carries the return ``r``, the length ``l`` and the
-    episode's closed-loop metrics (what SB3's logger reads for ``ep_rew_mean``).
+    truncation, and ``infos[i]["alpagym"]`` carries the episode's closed-loop metrics, return ``r`` and
+    length ``l``. A copy goes in SB3's own ``infos[i]["episode"]`` (what its logger reads for
+    ``ep_rew_mean``); a `VecMonitor` on top replaces that with its ``{r, l, t}`` and keeps ``alpagym``.
 
     Args:
         num_envs: Sub-envs.
@@ -54,8 +56,9 @@ class AlpaDriveSB3VecEnv(VecEnv):
             out[i] = {
                 "terminal_observation": infos["final_obs"][i],
                 "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
-                "episode": {k: v[i] for k, v in final["episode"].items() if not k.startswith("_")},
+                INFO_KEY: {k: v[i] for k, v in final[INFO_KEY].items() if not k.startswith("_")},
             }
+            out[i]["episode"] = dict(out[i][INFO_KEY])
         return obs, rewards.astype(np.float32), dones, out
 
     def close(self) -> None:

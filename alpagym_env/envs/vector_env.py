@@ -25,10 +25,11 @@ from alpagym_env.envs.drive_env import (
     scenario_source,
     split_obs,
 )
+from alpagym_env.envs.infos import INFO_KEY, episode_info, reward_info_key, step_info
 from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import Scenario
-from alpagym_env.sim.controller import trajectory_info
+from alpagym_env.sim.controller import INFEASIBLE
 
 RESET_OPTIONS = ("reset_mask", "scenario_ids", "states")
 
@@ -37,9 +38,10 @@ class AlpaDriveVectorEnv(VectorEnv):
     """`num_envs` AlpaDrive scenes stepped together by the batched engine.
 
     Takes every keyword argument of `AlpaDriveEnv` plus `num_envs` and `autoreset_mode`
-    (`AutoresetMode.NEXT_STEP`, the default, `SAME_STEP` or `DISABLED`). Finished sub-envs keep their
-    last observation and ``info["episode"]``: with NEXT_STEP they are returned on the finishing step and
-    the sub-env resets on the next call (its action ignored); with SAME_STEP they are in
+    (`AutoresetMode.NEXT_STEP`, the default, `SAME_STEP` or `DISABLED`; also the `autoreset_mode`
+    attribute). Finished sub-envs keep their last observation and ``info["alpagym"]``
+    (`alpagym_env.envs.infos`): with NEXT_STEP they are returned on the finishing step and the sub-env resets
+    on the next call (its action ignored); with SAME_STEP they are in
     ``info["final_obs"]`` / ``info["final_info"]`` and the reset observation is returned at once; with
     DISABLED the sub-env stays frozen (not stepped, reward 0) until a reset names it in ``reset_mask``
     (what group rollouts use: each member runs to its own end, nothing is simulated after it).
@@ -68,6 +70,7 @@ class AlpaDriveVectorEnv(VectorEnv):
             raise ValueError(f"autoreset_mode must be NEXT_STEP, SAME_STEP or DISABLED, got {mode}")
         check_render_mode(render_mode)
         self.num_envs = int(num_envs)
+        self.autoreset_mode = mode
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.render_mode = render_mode
         self.config = EnvConfig.from_kwargs(**kwargs)
@@ -85,7 +88,6 @@ class AlpaDriveVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
         self._needs_reset = np.zeros(self.num_envs, dtype=np.bool_)
         self._ep_return = np.zeros(self.num_envs)
-        self._scenario_names = np.full(self.num_envs, None, dtype=object)
         self._actions = np.zeros((self.num_envs, 1, self.sim.action_dim))
         self._render_config = render_config
         self._views: list[SceneView | None] = [None] * self.num_envs
@@ -118,8 +120,6 @@ class AlpaDriveVectorEnv(VectorEnv):
                 raise ValueError(f"scenario_ids {bad} are outside 0..{self.sim.num_scenarios - 1}")
             self.sim.reset(ids, scenario_ids)
             self._ep_return[ids] = 0.0
-        for b in ids:
-            self._scenario_names[b] = self.sim.compiled[b].scenario.scenario_id
         self._needs_reset[ids] = False
 
     def _rng(self, b: int) -> np.random.Generator:
@@ -153,9 +153,12 @@ class AlpaDriveVectorEnv(VectorEnv):
     # -------------------------------------------------------------------------------------- step
 
     def step(self, actions):
+        if (self.sim.scenario_index < 0).any():
+            never = np.flatnonzero(self.sim.scenario_index < 0).tolist()
+            raise RuntimeError(f"call reset() before step(): sub-envs {never} were never reset")
         actions = check_actions(actions, (self.num_envs, *self.single_action_space.shape))
         sim = self.sim
-        disabled = self.metadata["autoreset_mode"] == AutoresetMode.DISABLED
+        disabled = self.autoreset_mode == AutoresetMode.DISABLED
         # DISABLED: finished sub-envs stay frozen (reward 0, not stepped) until reset with a reset_mask.
         resetting = np.zeros(0, dtype=np.int64) if disabled else np.flatnonzero(self._needs_reset)
         if resetting.size:
@@ -177,17 +180,17 @@ class AlpaDriveVectorEnv(VectorEnv):
         for b in done_ids:
             info = self._env_info(b, done=True)
             for term in self.reward_spec.terminal_terms:
-                value = term.scale * info["episode"][term.name]
-                info["reward_terms"][term.key] = value
+                value = term.scale * info[INFO_KEY][term.name]
+                info[reward_info_key(term.key)] = value
                 rewards[b] += value
             finals[b] = info
         self._ep_return += rewards
         for b, info in finals.items():
-            info["episode"]["r"] = float(self._ep_return[b])
+            info[INFO_KEY]["r"] = float(self._ep_return[b])
         for b in resetting:
             infos = self._add_info(infos, self._env_info(b, done=False), b)
         obs = self._obs()
-        if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP and done_ids.size:
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and done_ids.size:
             for b in done_ids:
                 infos = self._add_info(infos, {"final_obs": _take(obs, b), "final_info": finals[b]}, b)
             self._reset_envs(done_ids)
@@ -202,35 +205,24 @@ class AlpaDriveVectorEnv(VectorEnv):
 
     def _step_infos(self, stepped: np.ndarray) -> dict[str, Any]:
         terms = self.sim.reward_terms[:, 0]
-        infos: dict[str, Any] = {
-            "reward_terms": {k: terms[:, i].copy() for i, k in enumerate(self._term_keys)},
-            "_reward_terms": stepped.copy(),
-            "t": self.sim.state["t"].copy(),
-            "_t": stepped.copy(),
-            "scenario_id": self._scenario_names.copy(),
-            "_scenario_id": stepped.copy(),
-        }
-        for k in self._term_keys:
-            infos["reward_terms"][f"_{k}"] = stepped.copy()
+        infos: dict[str, Any] = {}
+        for i, k in enumerate(self._term_keys):
+            infos[reward_info_key(k)] = terms[:, i].copy()
+        infos["t"] = self.sim.state["t"].copy()
+        infos["scenario_index"] = self.sim.scenario_index.copy()
         if self.config.action_type == "trajectory":
-            for b in np.flatnonzero(stepped):
-                infos = self._add_info(infos, trajectory_info(self.sim.ctrl_flags[b, 0]), b)
+            flags = self.sim.ctrl_flags[:, 0].astype(np.int64)
+            infos["trajectory_infeasible"] = (flags & INFEASIBLE) != 0
+            infos["trajectory_flags"] = flags
+        for k in list(infos):
+            infos[f"_{k}"] = stepped.copy()
         return infos
 
     def _env_info(self, b: int, done: bool) -> dict[str, Any]:
         """Sub-env `b`'s info exactly as the single env would return it."""
-        terms = self.sim.reward_terms[b, 0]
-        info: dict[str, Any] = {
-            "reward_terms": {k: float(terms[i]) for i, k in enumerate(self._term_keys)},
-            "t": int(self.sim.state["t"][b]),
-            "scenario_id": self._scenario_names[b],
-        }
-        if self.config.action_type == "trajectory":
-            info.update(trajectory_info(self.sim.ctrl_flags[b, 0]))
+        info = step_info(self.sim, b, 0, self._term_keys)
         if done:
-            ep = self.sim.episode_metrics(b)
-            ep["l"] = info["t"]
-            info["episode"] = ep
+            info[INFO_KEY] = episode_info(self.sim, b)
         return info
 
     def step_metrics(self) -> dict[str, np.ndarray]:

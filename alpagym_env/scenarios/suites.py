@@ -9,24 +9,28 @@
 
 Scene k of a suite is family `FAMILY_ORDER[k % 5]` (highway, merge, intersection, urban, congestion) with
 seed `first_seed + k // 5`, so every suite is balanced across the families and the seed ranges never
-overlap. A suite is one packed file `$ALPAGYM_CACHE/suites/{name}-v{SUITE_VERSION}.npz` (default cache
-dir `~/.cache/alpagym`), written by `schema.save_suite`, with a `.sha256` sidecar holding a fingerprint of
-the generator sources; `load_suite(name)` reads it, or builds it on a miss, when the file is unreadable,
-or when the generators changed since it was built. Bump `SUITE_VERSION` when a generator's output changes
-on purpose.
+overlap. A suite is stored once per machine as a memory-mapped directory (`alpagym_env.scenarios.mapped`)
+`$ALPAGYM_CACHE/suites/{name}-v{SUITE_VERSION}-{fingerprint}` (default cache dir `~/.cache/alpagym`),
+where the fingerprint hashes the generator sources, so other generator code gets another directory.
+`load_suite(name)` opens it (every env of every process shares its pages: a further env adds no copy
+of the scenes), or builds it on a miss or when it is unreadable; a packed ``{name}-v{SUITE_VERSION}.npz``
+of an earlier AlpaGym with a matching ``.sha256`` sidecar is converted instead of regenerated. Bump
+`SUITE_VERSION` when a generator's output changes on purpose.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import multiprocessing
 import os
-import uuid
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from alpagym_env.scenarios import schema
+from alpagym_env.scenarios.mapped import MappedSuite, write_mapped
 from alpagym_env.scenarios.registry import generate
 from alpagym_env.scenarios.schema import Scenario, ScenarioError
 
@@ -72,10 +76,19 @@ def cache_dir() -> Path:
 
 
 def suite_path(name: str, size: int | None = None) -> Path:
-    """Cache file of a suite (a size override gets its own file)."""
+    """Cache directory of a suite (a size override gets its own), keyed by name, version and the
+    generator fingerprint."""
     _spec(name)
-    tag = name if size is None or size == SUITES[name].size else f"{name}-{int(size)}"
-    return cache_dir() / f"{tag}-v{SUITE_VERSION}.npz"
+    return cache_dir() / f"{_tag(name, size)}-v{SUITE_VERSION}-{generator_fingerprint()[:16]}"
+
+
+def _tag(name: str, size: int | None) -> str:
+    return name if size is None or size == SUITES[name].size else f"{name}-{int(size)}"
+
+
+def _legacy_path(name: str, size: int | None) -> Path:
+    """The packed ``.npz`` an earlier AlpaGym cached the suite in (with a ``.sha256`` sidecar)."""
+    return cache_dir() / f"{_tag(name, size)}-v{SUITE_VERSION}.npz"
 
 
 _SOURCES = (
@@ -89,6 +102,7 @@ _SOURCES = (
 )
 
 
+@functools.cache
 def generator_fingerprint() -> str:
     """SHA-256 over `SUITE_VERSION` and the sources that decide the scenes (road, expert, families, IDM)."""
     root = Path(__file__).parent
@@ -98,10 +112,6 @@ def generator_fingerprint() -> str:
         digest.update(f.name.encode())
         digest.update(f.read_bytes() if f.exists() else b"")
     return digest.hexdigest()
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
 
 
 def _generate(item: tuple[str, int]) -> Scenario:
@@ -129,42 +139,43 @@ def build_suite(name: str, size: int | None = None, processes: int | None = None
     else:
         scenes = [_generate(item) for item in plan]
     if write:
-        path = suite_path(name, size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # private temporary names, then atomic renames: concurrent builders never see half a file
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
-        schema.save_suite(tmp, scenes)
-        os.replace(tmp, path)
-        tmp.write_text(generator_fingerprint() + "\n")
-        os.replace(tmp, _sidecar(path))
+        write_mapped(suite_path(name, size), scenes)
     return scenes
 
 
-def load_suite(name: str, size: int | None = None, processes: int | None = None) -> list[Scenario]:
-    """Suite `name` from the cache, building (and caching) it on a miss.
+def load_suite(name: str, size: int | None = None, processes: int | None = None) -> MappedSuite:
+    """Suite `name`, memory-mapped from the cache, building (and caching) it on a miss.
 
-    A cache file that cannot be read, was built by other generator code, or does not hold exactly the
-    planned scenes is rebuilt with a warning.
+    A cache directory that cannot be read or does not hold exactly the planned scenes is rebuilt with
+    a warning.
 
     Raises:
         KeyError: For an unknown suite name; the message lists the known ones.
     """
     plan = suite_plan(name, size)
     path = suite_path(name, size)
-    sidecar = _sidecar(path)
-    fresh = sidecar.exists() and sidecar.read_text().strip() == generator_fingerprint()
-    if path.exists() and not fresh:
-        warnings.warn(f"rebuilding suite cache {path}: built by other generator code", stacklevel=2)
-    elif path.exists():
+    if path.exists():
         try:
-            scenes = schema.load_suite(path)
-        except (ScenarioError, OSError) as e:
+            suite = MappedSuite(path)
+        except ScenarioError as e:
             warnings.warn(f"rebuilding unreadable suite cache {path}: {e}", stacklevel=2)
         else:
-            expected = [f"{fam}-{seed:06d}" for fam, seed in plan]
-            if [s.scenario_id for s in scenes] == expected:
-                return scenes
+            if suite.scenario_ids == [f"{fam}-{seed:06d}" for fam, seed in plan]:
+                return suite
             warnings.warn(
                 f"rebuilding stale suite cache {path}: its scenes differ from the plan", stacklevel=2
             )
-    return build_suite(name, size, processes)
+        shutil.rmtree(path, ignore_errors=True)
+    elif _legacy_fresh(name, size):
+        try:
+            return MappedSuite(write_mapped(path, schema.load_suite(_legacy_path(name, size))))
+        except (ScenarioError, OSError):
+            pass  # an unreadable old cache: build afresh
+    build_suite(name, size, processes)
+    return MappedSuite(path)
+
+
+def _legacy_fresh(name: str, size: int | None) -> bool:
+    legacy = _legacy_path(name, size)
+    sidecar = legacy.with_name(legacy.name + ".sha256")
+    return legacy.exists() and sidecar.exists() and sidecar.read_text().strip() == generator_fingerprint()

@@ -384,9 +384,14 @@ def controller_params(trajectory, controller, dt: float = 0.1) -> np.ndarray:
     return p
 
 
+def flag_names(flags: int) -> tuple[str, ...]:
+    """The names of the limits set in a step's controller flags (`FLAG_NAMES`)."""
+    return tuple(name for bit, name in enumerate(FLAG_NAMES) if int(flags) & (1 << bit))
+
+
 def trajectory_info(flags: int) -> dict:
-    """The `info` entries of one step's controller flags: ``trajectory_infeasible`` (the plan asks more
-    than the vehicle's limits) and ``trajectory_limits`` (names of the limits involved, `FLAG_NAMES`)."""
+    """The `info` entries of one step's controller flags, numbers only: ``trajectory_infeasible`` (the
+    plan asks more than the vehicle's limits) and ``trajectory_flags`` (the bit mask; `flag_names`
+    decodes it)."""
     flags = int(flags)
-    names = tuple(name for bit, name in enumerate(FLAG_NAMES) if flags & (1 << bit))
-    return {"trajectory_infeasible": bool(flags & INFEASIBLE), "trajectory_limits": names}
+    return {"trajectory_infeasible": bool(flags & INFEASIBLE), "trajectory_flags": flags}

@@ -12,9 +12,9 @@ writes (`alpagym_train.rundir`)::
     {run_dir}/policy.zip          the final model
     {run_dir}/eval.md, eval.csv   leaderboard rows for the model and the reference policies
 
-Episode statistics come from the env's own ``info["episode"]``: the return ``r``, the length ``l`` and
-the closed-loop metrics. SB3's `VecMonitor` is not used, because it would replace that dict with
-``{r, l, t}`` and drop the metrics (``scene_score`` in the training records).
+Episode statistics come from the env's infos: SB3's ``info["episode"]`` (the return ``r`` and the
+length ``l``) and the env's own ``info["alpagym"]`` (the closed-loop metrics, ``scene_score`` in the
+training records), which a `VecMonitor` on top would leave alone.
 
 Every saved model, checkpoints included, carries the env settings it was trained with. They are in the
 SB3 model's ``alpagym`` attribute, which SB3 stores in the zip's JSON ``data``. `load_sb3_policy`, the
@@ -32,6 +32,7 @@ import json
 import math
 import time
 import zipfile
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,12 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from tqdm import tqdm
 
 from alpagym_env.config import ConfigError, EnvConfig, ObsConfig
+from alpagym_env.envs.drive_env import action_space
+from alpagym_env.envs.infos import INFO_KEY
 from alpagym_env.envs.sb3 import AlpaDriveSB3VecEnv
-from alpagym_env.evaluation import load_scenarios
+from alpagym_env.evaluation import load_scenarios, policy_config
 from alpagym_env.evaluation.leaderboard import MAIN_COLUMNS, to_markdown, write_csv
+from alpagym_env.sim.observation import obs_size
 from alpagym_train.hydra_schema import schema_of, to_plain
 from alpagym_train.report import compare_on_suite
 from alpagym_train.rundir import RunLogger
@@ -184,6 +188,7 @@ class _RunLogCallback(BaseCallback):
         self.run, self.every, self.progress, self.total = run, every, progress, total
         self.episodes = 0
         self.last_record: dict[str, Any] = {}
+        self.scene_scores: deque[float] = deque(maxlen=100)
 
     def _on_training_start(self) -> None:
         self._t0 = time.perf_counter()
@@ -194,6 +199,9 @@ class _RunLogCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         self.episodes += int(np.sum(self.locals["dones"]))
+        for info in self.locals["infos"]:
+            if INFO_KEY in info:
+                self.scene_scores.append(float(info[INFO_KEY]["scene_score"]))
         self._bar.update(self.num_timesteps - self._bar.n)
         if self.num_timesteps - self._logged_at >= self.every:
             self._record()
@@ -214,10 +222,12 @@ class _RunLogCallback(BaseCallback):
         }
         # SB3 keeps the last `stats_window_size` (100) episodes' info["episode"] dicts.
         recent = list(self.model.ep_info_buffer)
-        for key, name in (("r", "ep_rew_mean"), ("l", "ep_len_mean"), ("scene_score", "ep_scene_score")):
+        for key, name in (("r", "ep_rew_mean"), ("l", "ep_len_mean")):
             values = [float(ep[key]) for ep in recent if key in ep]
             if values:
                 rec[name] = float(np.mean(values))
+        if self.scene_scores:
+            rec["ep_scene_score"] = float(np.mean(self.scene_scores))
         self.run.log(self.num_timesteps, rec)
         self.last_record = rec
         self._logged_at = self.num_timesteps
@@ -326,11 +336,16 @@ def _meta(cfg: SB3Config, config: EnvConfig, obs_dim: int) -> dict[str, Any]:
     }
 
 
-def read_sb3_meta(path: str | Path) -> dict[str, Any]:
-    """The AlpaGym metadata of a model zip written by `train_sb3`, read from its JSON (nothing unpickled).
+def read_sb3_meta(path: str | Path, config: EnvConfig | None = None) -> dict[str, Any]:
+    """The AlpaGym metadata of a model zip, read from its JSON (nothing unpickled).
+
+    A zip written by `train_sb3` carries its own. A plain ``model.save(...)`` zip of SB3 PPO or SAC gets
+    metadata from `config`, the env arguments it was trained with (``python -m alpagym_env.evaluate
+    --env key=value ...``); `load_sb3_policy` then checks the model's observation size against them.
 
     Raises:
-        ValueError: When the file is missing, not an SB3 model zip, or a model without our metadata.
+        ValueError: When the file is missing, not an SB3 model zip, or a model without our metadata
+            and no `config`, or of an algorithm other than PPO and SAC.
     """
     try:
         with zipfile.ZipFile(path) as zf:
@@ -340,16 +355,40 @@ def read_sb3_meta(path: str | Path) -> dict[str, Any]:
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not a stable-baselines3 model zip ({e})") from None
     meta = data.get(META_ATTR)
+    if meta is None and config is not None:
+        return _plain_meta(path, data, config)
     if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
         raise ValueError(
             f"{path}: an SB3 model without AlpaGym metadata (attribute {META_ATTR!r}); "
-            "train it with python -m alpagym_train.baselines.sb3"
+            "train it with python -m alpagym_train.baselines.sb3, or give the env arguments it was "
+            "trained with"
         )
     if meta.get("version") != META_VERSION:
         raise ValueError(f"{path}: metadata version is {meta.get('version')!r}, expected {META_VERSION}")
     if meta.get("algo") not in ALGOS:
         raise ValueError(f"{path}: metadata algo is {meta.get('algo')!r}, expected one of {list(ALGOS)}")
     return meta
+
+
+def _plain_meta(path: str | Path, data: dict[str, Any], config: EnvConfig) -> dict[str, Any]:
+    """Metadata of a plain SB3 zip: the algorithm from its saved hyperparameters, the rest from `config`."""
+    if "clip_range" in data and "n_epochs" in data:
+        algo = "ppo"
+    elif "target_entropy" in data and "tau" in data:
+        algo = "sac"
+    else:
+        raise ValueError(f"{path}: an SB3 model of neither PPO nor SAC; evaluate takes those two")
+    return {
+        "format": META_FORMAT,
+        "version": META_VERSION,
+        "algo": algo,
+        "trained_by": "plain stable-baselines3 zip",
+        "action_type": config.action_type,
+        "obs_type": config.obs_type,
+        "obs": dataclasses.asdict(config.obs),
+        "trajectory": dataclasses.asdict(config.trajectory),
+        "obs_dim": obs_size(config.obs.num_agents, config.obs.route_points),
+    }
 
 
 class SB3Policy:
@@ -390,14 +429,30 @@ def load_sb3_policy(spec: str, config: EnvConfig) -> SB3Policy:
     Raises:
         ValueError: When the zip is not such a model, or its observations differ from the env's.
     """
-    meta = read_sb3_meta(spec)
+    meta = read_sb3_meta(spec, config)
     trained = ObsConfig(**meta["obs"])
     if meta["obs_type"] != config.obs_type or trained != config.obs:
         raise ValueError(
             f"{spec}: trained on {meta['obs_type']!r} observations {trained}, "
             f"the evaluation env has {config.obs_type!r} {config.obs}"
         )
-    return SB3Policy(ALGOS[meta["algo"]].load(spec, device="cpu"), meta)
+    if config.obs_type != "flat":
+        raise ValueError(f"{spec}: evaluation drives SB3 models on flat observations (obs_type='flat')")
+    model = ALGOS[meta["algo"]].load(spec, device="cpu")
+    dims = {
+        "observation": (model.observation_space.shape, (meta["obs_dim"],)),
+        "action": (
+            model.action_space.shape,
+            action_space(policy_config(SB3Policy(model, meta), config)).shape,
+        ),
+    }
+    for what, (theirs, ours) in dims.items():
+        if tuple(theirs) != tuple(ours):
+            raise ValueError(
+                f"{spec}: the model takes {what}s of shape {tuple(theirs)}, the env arguments given make "
+                f"{tuple(ours)}; pass the env arguments it was trained with"
+            )
+    return SB3Policy(model, meta)
 
 
 def main() -> None:

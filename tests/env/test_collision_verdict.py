@@ -42,7 +42,7 @@ def test_a_car_driving_through_the_braking_ego_stays_a_rear_collision():
         m = env.step_metrics()
         assert not te
         assert m["collision_at_fault"] == 0.0 and m["collision_front"] == 0.0
-        assert info["reward_terms"][AT_FAULT] == 0.0
+        assert info["reward/" + AT_FAULT] == 0.0
         if m["collision_any"]:
             contact_steps += 1
             assert m["collision_rear"] == 1.0
@@ -63,7 +63,7 @@ def test_being_rear_ended_ends_the_episode_at_the_cut_without_the_at_fault_penal
             break
     m = env.step_metrics()
     assert te and m["collision_rear"] == 1.0 and m["collision_at_fault"] == 0.0
-    assert info["reward_terms"][AT_FAULT] == 0.0
+    assert info["reward/" + AT_FAULT] == 0.0
     ep = env.sim.episode_metrics(0)
     assert ep["collision_at_fault"] == 0.0 and ep["cut_step"] == ep["steps"]
 
@@ -109,7 +109,7 @@ def test_episodes_ended_at_fault_match_the_metrics_and_nothing_is_earned_after_t
     charged = np.zeros(n, dtype=bool)
     while not done.all():
         obs, _, te, tr, info = env.step(policy(obs))
-        charged |= ~done & (info["reward_terms"][AT_FAULT] != 0.0)
+        charged |= ~done & (info["reward/" + AT_FAULT] != 0.0)
         ended_at_fault |= te & (env.step_metrics()["collision_at_fault"] > 0)
         done |= te | tr
     eps = [sim.episode_metrics(b) for b in range(n)]

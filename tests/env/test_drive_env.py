@@ -11,6 +11,8 @@ from gymnasium.utils.env_checker import check_env
 
 import alpagym_env  # noqa: F401  (registers AlpaDrive-v0)
 from alpagym_env.config import ConfigError
+from alpagym_env.envs.infos import reward_terms
+from alpagym_env.scenarios.mapped import MappedSuite
 from tests.conftest import straight_road
 
 
@@ -47,10 +49,10 @@ def test_expert_replay_of_the_ego_scores_one_and_never_collides():
     env.sim.expert[0, 0] = True
     while True:
         _, _, te, tr, info = env.step(np.zeros(2))
-        assert info["reward_terms"]["metric/collision_at_fault"] == 0.0
+        assert info["reward/metric/collision_at_fault"] == 0.0
         if te or tr:
             break
-    ep = info["episode"]
+    ep = info["alpagym"]
     assert tr and not te
     assert ep["scene_score"] == 1.0 and ep["collision_any"] == 0.0 and ep["offroad"] == 0.0
     assert ep["progress"] == pytest.approx(1.0, abs=1e-9)
@@ -64,7 +66,7 @@ def test_reward_is_the_sum_of_its_reported_terms():
     env.reset(seed=0)
     for _ in range(20):
         _, r, _, _, info = env.step(np.array([0.3, 0.02]))
-        assert r == pytest.approx(sum(info["reward_terms"].values()), abs=1e-12)
+        assert r == pytest.approx(sum(reward_terms(info).values()), abs=1e-12)
 
 
 def test_driving_into_the_leader_is_an_at_fault_front_collision():
@@ -74,10 +76,10 @@ def test_driving_into_the_leader_is_an_at_fault_front_collision():
         _, r, te, tr, info = env.step(np.array([1.0, 0.0]))
         if te or tr:
             break
-    ep = info["episode"]
+    ep = info["alpagym"]
     assert te and ep["collision_front"] == 1.0 and ep["collision_at_fault"] == 1.0
     assert ep["scene_score"] == 0.0
-    assert info["reward_terms"]["metric/collision_at_fault"] == -10.0
+    assert info["reward/metric/collision_at_fault"] == -10.0
 
 
 def test_being_rear_ended_is_not_at_fault():
@@ -89,7 +91,7 @@ def test_being_rear_ended_is_not_at_fault():
         _, _, te, tr, info = env.step(np.array([-1.0, 0.0]))
         if te or tr:
             break
-    ep = info["episode"]
+    ep = info["alpagym"]
     assert te and ep["collision_rear"] == 1.0 and ep["collision_at_fault"] == 0.0
 
 
@@ -100,7 +102,7 @@ def test_steering_off_the_road_terminates_as_offroad():
         _, _, te, tr, info = env.step(np.array([0.0, -1.0]))
         if te or tr:
             break
-    assert te and info["episode"]["offroad"] == 1.0 and info["episode"]["scene_score"] == 0.0
+    assert te and info["alpagym"]["offroad"] == 1.0 and info["alpagym"]["scene_score"] == 0.0
 
 
 def test_reset_with_a_seed_is_bit_for_bit_reproducible():
@@ -162,7 +164,9 @@ def test_bad_actions_raise_a_clear_error(bad):
 
 
 def test_bad_arguments_raise_a_clear_error():
-    with pytest.raises(ConfigError, match="unknown env arguments"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'horizn'"):
+        make(horizn=10)
+    with pytest.raises(ConfigError, match="unexpected keyword argument 'horizn'"):
         make(horizn=10)
     with pytest.raises(ConfigError, match="unknown metric reward term 'progres'"):
         make(reward=[{"kind": "metric", "name": "progres", "scale": 1.0}])
@@ -223,3 +227,75 @@ def test_rollouts_are_identical_across_processes():
         [sys.executable, "-c", ROLLOUT_HASH.format(root=root)], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == here
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"horizon": "100"}, "horizon must be an integer, got '100'"),
+        ({"horizon": True}, "horizon must be an integer, got True"),
+        ({"dynamics": {"mass": "heavy"}}, "dynamics.mass must be a number, got 'heavy'"),
+        ({"termination": {"offroad": "no"}}, "termination.offroad must be a bool, got 'no'"),
+        ({"obs": {"num_agents": 4.5}}, "obs.num_agents must be an integer"),
+        ({"trajectory": {"heading": 1}}, "trajectory.heading must be a string"),
+        ({"reward": 42}, "reward must be a preset name, a list of"),
+        ({"reward": [{"name": "speed", "scale": "x"}]}, r"reward\[0\].scale must be a number"),
+        ({"dynamics": 3}, "dynamics must be a DynamicsConfig or a dict"),
+    ],
+)
+def test_wrong_typed_config_values_name_their_dotted_path(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        make(**kwargs)
+
+
+def test_a_snapshot_refuses_to_load_into_another_scene_or_config():
+    env = make()
+    env.reset(seed=0)
+    env.step(np.zeros(2))
+    snap = env.get_state()
+    assert set(snap["fingerprint"]) == {"scene", "config"}
+    env.set_state(snap)  # the same env takes it back
+    other_scene = straight_road(speeds=(11.0, 10.0, 12.0))
+    with pytest.raises(ValueError, match="does not match this env's scene 0"):
+        make(scenarios=[other_scene]).set_state(snap)
+    with pytest.raises(ValueError, match="another env config"):
+        make(horizon=50).set_state(snap)
+    two = make(scenarios=[straight_road(), straight_road()])
+    two.reset(options={"scenario_index": 1})
+    with pytest.raises(ValueError, match="does not fit this env's 1 scenes"):
+        env.set_state(two.get_state())
+
+
+def test_envs_share_the_memory_mapped_suite_and_pickle_to_kilobytes():
+    import pickle
+
+    a, b = gym.make("AlpaDrive-v0", suite="smoke"), gym.make("AlpaDrive-v0", suite="smoke")
+    a.reset(seed=3)
+    b.reset(seed=3)
+    # Both map the same cache files (one copy of the scenes, in the page cache), no private copy.
+    src_a, src_b = a.unwrapped.sim._source, b.unwrapped.sim._source
+    assert isinstance(src_a, MappedSuite) and src_a.path == src_b.path
+    assert np.shares_memory(src_a[0].traj, src_a._flat["traj"])
+    assert a.unwrapped.sim.compiled[0] is b.unwrapped.sim.compiled[0]  # compiled once per process
+    for _ in range(3):
+        a.step(np.full(2, 0.2, np.float32))
+    blob = pickle.dumps(a.unwrapped)
+    assert len(blob) < 64_000
+    clone = pickle.loads(blob)
+    for _ in range(5):
+        obs_a, r_a, *_ = a.unwrapped.step(np.full(2, -0.3, np.float32))
+        obs_c, r_c, *_ = clone.step(np.full(2, -0.3, np.float32))
+        assert np.array_equal(obs_a, obs_c) and r_a == r_c
+    assert a.unwrapped.np_random.integers(1 << 30) == clone.np_random.integers(1 << 30)
+
+
+def test_flatten_observation_of_the_dict_observation_is_the_flat_observation():
+    flat = make(obs_type="flat")
+    wrapped = gym.wrappers.FlattenObservation(
+        gym.make("AlpaDrive-v0", obs_type="dict", scenarios=[straight_road()])
+    )
+    obs_f, _ = flat.reset(seed=0)
+    obs_w, _ = wrapped.reset(seed=0)
+    np.testing.assert_array_equal(obs_f, obs_w)
+    action = np.array([0.4, -0.1], np.float32)
+    np.testing.assert_array_equal(flat.step(action)[0], wrapped.step(action)[0])

@@ -28,11 +28,11 @@ def make(**kw):
     return alpagym_env.parallel_env(num_controlled=3, **kw)
 
 
-def test_pettingzoo_api_and_seed_tests_pass():
+def test_pettingzoo_api_and_seed_tests_pass_with_warnings_as_errors():
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="AlpaDriveParallelEnv ignores reset options")
+        warnings.simplefilter("error")
         parallel_api_test(make(), num_cycles=200)
-    parallel_seed_test(make, num_cycles=100)
+        parallel_seed_test(make, num_cycles=100)
 
 
 def test_spaces_are_fixed_objects_and_agents_are_fixed():
@@ -66,11 +66,11 @@ def test_rear_end_blames_the_follower_only(at_cut):
             break
     ego, rew_ego, term_ego = final["agent_0"]
     follower, rew_follower, term_follower = final["agent_2"]
-    assert follower["episode"]["collision_front"] == 1.0 and follower["episode"]["collision_at_fault"] == 1.0
-    assert term_follower and follower["reward_terms"]["metric/collision_at_fault"] == -10.0
-    assert ego["episode"]["collision_rear"] == 1.0 and ego["episode"]["collision_at_fault"] == 0.0
-    assert ego["reward_terms"]["metric/collision_at_fault"] == 0.0
-    assert final["agent_1"][0]["episode"]["collision_at_fault"] == 1.0
+    assert follower["alpagym/collision_front"] == 1.0 and follower["alpagym/collision_at_fault"] == 1.0
+    assert term_follower and follower["reward/metric/collision_at_fault"] == -10.0
+    assert ego["alpagym/collision_rear"] == 1.0 and ego["alpagym/collision_at_fault"] == 0.0
+    assert ego["reward/metric/collision_at_fault"] == 0.0
+    assert final["agent_1"][0]["alpagym/collision_at_fault"] == 1.0
     if at_cut:
         assert term_ego and ended_at["agent_0"] == ended_at["agent_2"]  # both at the contact's cut
     else:
@@ -102,3 +102,8 @@ def test_trajectory_actions_for_every_agent():
     acts = {a: np.zeros(env.action_space(a).shape, np.float32) for a in env.agents}
     obs, rew, term, trunc, info = env.step(acts)
     assert all("trajectory_infeasible" in i for i in info.values())
+
+
+def test_step_before_reset_raises():
+    with pytest.raises(RuntimeError, match="reset"):
+        make().step({})

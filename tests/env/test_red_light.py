@@ -51,7 +51,7 @@ def test_running_the_red_is_flagged_once_at_the_front_bumper_and_penalised():
         _, _, te, tr, info = env.step(np.zeros(2))
         if env.step_metrics()["ran_red_light"]:
             flagged.append(info["t"])
-            penalties.append(info["reward_terms"]["metric/ran_red_light"])
+            penalties.append(info["reward/metric/ran_red_light"])
         if te or tr:
             break
     # The bumper (22.25 m + 1 m a step) passes 60 m on step 38; the centre would only on step 40, and

@@ -34,6 +34,6 @@ def test_autoreset_follows_sb3_conventions():
     for info in infos:
         assert info["TimeLimit.truncated"] is True
         assert info["terminal_observation"].shape == obs.shape[1:]
-        assert info["episode"]["l"] == 5 and "scene_score" in info["episode"]
+        assert info["alpagym"]["l"] == 5 and "scene_score" in info["alpagym"]
     # The returned observations are already those of the next episode.
     assert not np.array_equal(obs[0], infos[0]["terminal_observation"])

@@ -14,6 +14,7 @@ from gymnasium.utils.env_checker import check_env
 import alpagym_env  # noqa: F401  (registers AlpaDrive-v0)
 from alpagym_env.dataset import future_log
 from alpagym_env.scenarios.schema import make_scenario
+from alpagym_env.sim.controller import flag_names
 from alpagym_env.sim.dynamics import kinematic_step
 from alpagym_env.sim.trajectory import encode_poses
 from tests.conftest import straight_road
@@ -101,7 +102,7 @@ def expert_score(scenario):
     while True:
         _, _, te, tr, info = env.step(np.zeros(2))
         if te or tr:
-            return info["episode"]["scene_score"]
+            return info["alpagym"]["scene_score"]
 
 
 @pytest.mark.parametrize("trajectory", [{}, {"num_poses": 3, "spacing": 1.0, "heading": "derived"}])
@@ -136,7 +137,7 @@ def test_feeding_the_logged_future_reproduces_the_log_and_its_score(scene, traje
     dist, infeasible, info = run_episode(env, lambda e: logged_future_action(e, future))
     assert not infeasible and info["t"] == env.config.horizon
     assert np.sqrt(np.mean(dist**2)) < rmse and dist.max() < worst
-    ep = info["episode"]
+    ep = info["alpagym"]
     assert ep["scene_score"] == expert_score(scenario) == 1.0
     assert ep["collision_any"] == 0.0 and ep["offroad"] == 0.0 and ep["comfort"] == 1.0
     if scene == "curved":  # the log ends at rest, and so does the ego
@@ -152,7 +153,7 @@ def test_holding_the_current_pose_stops_the_car_within_its_limits():
         acc.append(env.sim.state["agent"][0, 0, 6])
         assert not te
     a = np.array(acc)
-    assert env.sim.state["agent"][0, 0, 3] == 0.0 and info["trajectory_limits"] == ()
+    assert env.sim.state["agent"][0, 0, 3] == 0.0 and flag_names(info["trajectory_flags"]) == ()
     assert a.min() >= -6.0 - 1e-9 and np.abs(np.diff(a)).max() <= 10.0 * 0.1 + 1e-9
     assert 10.0**2 / 12 < env.sim.state["agent"][0, 0, 0] - 20.0 < 10.0**2 / 12 + 0.6 * 10.0
 
@@ -171,11 +172,11 @@ def test_infeasible_plans_are_flagged_in_info_and_never_produce_nan():
         env.reset(seed=0)
         for _ in range(20):
             obs, r, _, _, info = env.step(encode_poses(poses, traj))
-            assert info["trajectory_infeasible"] and name in info["trajectory_limits"]
+            assert info["trajectory_infeasible"] and name in flag_names(info["trajectory_flags"])
             assert np.all(np.isfinite(obs)) and math.isfinite(r)
     env = make([straight_road()])
     _, info = env.reset(seed=0)
-    assert info["trajectory_infeasible"] is False and info["trajectory_limits"] == ()
+    assert info["trajectory_infeasible"] is False and flag_names(info["trajectory_flags"]) == ()
     with pytest.raises(ValueError, match="action"):
         env.step(np.zeros(2))
     with pytest.raises(ValueError, match="NaN"):

@@ -129,7 +129,7 @@ def test_disabled_autoreset_freezes_finished_sub_envs_until_reset():
     vec.reset(seed=0, options={"scenario_ids": [0, 0]})
     for _ in range(5):
         obs, rew, term, trunc, info = vec.step(np.zeros((2, 2), dtype=np.float32))
-    assert trunc.all() and "episode" in info
+    assert trunc.all() and "alpagym" in info
     frozen = obs.copy()
     obs, rew, term, trunc, info = vec.step(np.ones((2, 2), dtype=np.float32))
     np.testing.assert_array_equal(obs, frozen)
@@ -150,3 +150,23 @@ def test_trajectory_actions_through_the_vector_env_match_single_envs():
     actions[..., 0::3] += 0.05  # poses ahead of the car
     for a in actions:
         assert data_equivalence(native.step(a), sync.step(a), exact=True)
+
+
+def test_autoreset_mode_is_an_attribute():
+    for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
+        env = gym.make_vec("AlpaDrive-v0", num_envs=2, scenarios=scenes(), autoreset_mode=mode, **KW)
+        assert env.autoreset_mode == mode == env.metadata["autoreset_mode"]
+
+
+def test_step_before_reset_and_wrong_action_shapes_raise():
+    env = gym.make_vec("AlpaDrive-v0", num_envs=3, scenarios=scenes(), **KW)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros((3, 2)))
+    env.reset(seed=0, options={"reset_mask": [True, False, True]})
+    with pytest.raises(RuntimeError, match=r"sub-envs \[1\] were never reset"):
+        env.step(np.zeros((3, 2)))
+    env.reset(seed=0)
+    for bad in (np.zeros(6), np.zeros((2, 3)), np.zeros((3, 2, 1)), np.zeros((6, 1))):
+        with pytest.raises(ValueError, match=r"action has shape .* expected \(3, 2\)"):
+            env.step(bad)
+    env.step(np.zeros((3, 2)))

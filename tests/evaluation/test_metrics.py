@@ -147,7 +147,7 @@ def test_aggregation_is_cut_after_a_rear_collision():
         _, _, te, tr, info = env.step(np.array([-1.0, 0.0]))
         if te or tr:
             break
-    ep = info["episode"]
+    ep = info["alpagym"]
     assert tr and not te
     assert ep["collision_rear"] == 1 and ep["collision_at_fault"] == 0
     assert ep["cut_step"] < ep["steps"]  # the episode went on, the aggregate stopped at the collision

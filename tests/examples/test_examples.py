@@ -49,7 +49,7 @@ EXPECTATIONS: dict[str, Expect] = {
         output=("a typo raises at construction", '"metric/jerk"', '"terminal/scene_score"', "== return")
     ),
     "custom_reward_callable.py": Expect(
-        output=("single env [", "info['reward_terms'] with a callable: {}", "vector env: 4 envs")
+        output=("single env [", "reward terms in info with a callable: {}", "vector env: 4 envs")
     ),
     "pettingzoo_multi_agent.py": Expect(
         output=("possible agents: ['agent_0',", "agent_2", "mean return over agents")

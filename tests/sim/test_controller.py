@@ -175,8 +175,9 @@ def test_infeasible_plans_are_flagged_and_tracked_within_the_limits():
         assert np.all(np.isfinite(ego.row))
     assert ctl.trajectory_info(ctl.FLAG_ACCEL | ctl.FLAG_SATURATED) == {
         "trajectory_infeasible": True,
-        "trajectory_limits": ("accel", "saturated"),
+        "trajectory_flags": ctl.FLAG_ACCEL | ctl.FLAG_SATURATED,
     }
+    assert ctl.flag_names(ctl.FLAG_ACCEL | ctl.FLAG_SATURATED) == ("accel", "saturated")
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,16 @@ from omegaconf import OmegaConf  # noqa: E402
 from omegaconf.errors import ConfigKeyError  # noqa: E402
 
 from alpagym_env.config import ConfigError  # noqa: E402
+from alpagym_env.evaluate import main as evaluate_main  # noqa: E402
 from alpagym_env.evaluation import eval_config, evaluate, load_policy  # noqa: E402
 from alpagym_env.scenarios import load_suite  # noqa: E402
-from alpagym_train.baselines.sb3 import SB3Config, SB3Policy, sb3_config, train_sb3  # noqa: E402
+from alpagym_train.baselines.sb3 import (  # noqa: E402
+    SB3Config,
+    SB3Policy,
+    read_sb3_meta,
+    sb3_config,
+    train_sb3,
+)
 from alpagym_train.rundir import read_metrics  # noqa: E402
 
 # Tiny budgets: a few hundred env steps on the smoke suite, small networks, short episodes.
@@ -115,7 +122,17 @@ def test_the_loader_rejects_other_zips_and_other_observation_layouts(run, tmp_pa
     finally:
         model.alpagym = meta
     with pytest.raises(ValueError, match="without AlpaGym metadata"):
-        load_policy(str(tmp_path / "plain.zip"), eval_config())
+        read_sb3_meta(tmp_path / "plain.zip")
+    # A plain zip loads given the env arguments it was trained with, and is checked against them.
+    plain = load_policy(str(tmp_path / "plain.zip"), eval_config(horizon=30))
+    assert plain(np.zeros((3, plain.obs_dim), np.float32)).shape == (3, 2)
+    with pytest.raises(ValueError, match="observations of shape .* pass the env arguments"):
+        load_policy(str(tmp_path / "plain.zip"), eval_config(obs={"num_agents": 4}))
+    with pytest.raises(ValueError, match="actions of shape"):
+        load_policy(str(tmp_path / "plain.zip"), eval_config(action_type="trajectory"))
+    plain_args = ["--policy", str(tmp_path / "plain.zip"), "--suite", "smoke", "--episodes", "2"]
+    assert evaluate_main([*plain_args, "--env", "horizon=30", "--no-progress"]) == 0
+    assert evaluate_main([*plain_args, "--env", 'obs={"num_agents": 4}', "--no-progress"]) == 2
     with pytest.raises(ValueError, match="trained on 'flat' observations"):
         load_policy(str(run_dir / "policy.zip"), eval_config(obs={"num_agents": 4}))
 
