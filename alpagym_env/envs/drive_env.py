@@ -40,7 +40,7 @@ def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> Sequence[Scenario]:
-    """The scenes an env samples from: `scenarios` if given, else the configured named suite."""
+    """The scenes an env samples from: `scenarios` if given, else the configured suite (name or path)."""
     if scenarios is not None:
         scenarios = list(scenarios)
         if not scenarios or not all(isinstance(s, Scenario) for s in scenarios):
@@ -130,12 +130,15 @@ class AlpaDriveEnv(gym.Env):
     logged path), so nothing is earned or charged after the last state the scorer judges, and on
     reaching the end of the route; ``termination={"at_cut": False}`` drives on after the cut until an
     at-fault collision or off-road (`TerminationConfig`). The reward, the termination and the episode
-    metrics read one collision verdict. Truncated after ``horizon`` steps (200). At the end,
+    metrics read one collision verdict. Truncated after ``horizon`` steps (200), or where the scene's
+    log ends if that is sooner (real logs last 9-20 s; the env warns once). At the end,
     ``info["episode"]`` holds the episode's closed-loop metrics (`alpagym_env.metrics`), the AlpaSim
     scene score, the return ``r`` and length ``l``.
 
     ## Arguments
-    ``suite`` (``"train"``), ``scenarios`` (a list of `Scenario` instead of a suite), ``horizon``,
+    ``suite`` (``"train"``; a name or a path to a converted ``.npz`` suite or a directory of scene
+    ``.npz`` files, `python -m alpagym_env.scenarios.convert`), ``scenarios`` (a list of `Scenario`
+    instead of a suite), ``horizon``,
     ``action_type``, ``obs_type``, ``reward``, ``agents`` (``"replay"`` or ``"idm"`` or a dict of
     `AgentsConfig`), ``dynamics``, ``obs``, ``termination``, ``trajectory``, ``controller``,
     ``max_agents``, ``render_mode``
@@ -161,6 +164,8 @@ class AlpaDriveEnv(gym.Env):
       (progress over the logged path length) is now the offset from the centre of the ego's lane:
       126 -> 177 values with the defaults, so policies must be retrained. The procedural suites add
       the ``congestion`` family (stop-and-go), and more urban and intersection egos turn.
+      Episodes on a scene whose log is shorter than ``horizon`` are truncated where the log ends
+      instead of running on past it with every logged agent held at its last pose.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
