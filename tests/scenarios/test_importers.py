@@ -191,7 +191,7 @@ def test_scenarionet_pickle_round_trip(tmp_path):
     with open(path, "wb") as f:
         pickle.dump(scenarionet_dict(), f)
     s = load_file(path)
-    assert s.scenario_id == "sn-straight" and s.family == "scenarionet"
+    assert s.scenario_id == "sn-straight" and s.family == "scenarionet-waymo"
     check_straight_scene(s)
     assert s.lane_speed_limit[0] == pytest.approx(15.0)
 

@@ -4,7 +4,8 @@ The format (MetaDrive's ``ScenarioDescription``, stored as a pickled plain dict)
 
 - ``id``, ``version``, ``length`` (T);
 - ``metadata``: ``ts`` (T,) timestamps in seconds, ``sdc_id`` (the ego's key in ``tracks``), optional
-  ``dataset`` and ``scenario_id``;
+  ``dataset`` (the scene's family becomes ``scenarionet-{dataset}``, e.g. ``scenarionet-nuscenes``, so
+  leaderboards report each dataset apart) and ``scenario_id``;
 - ``tracks``: ``{id: {"type": "VEHICLE" | "PEDESTRIAN" | "CYCLIST" | "TRAFFIC_CONE" | "TRAFFIC_BARRIER" |
   "OTHER" | ..., "state": {"position" (T, 2|3), "heading" (T,), "velocity" (T, 2), "valid" (T,),
   "length", "width" (T,) or (T, 1) or scalars, or an older "size" (T, 3)}, "metadata": {"type": the
@@ -406,7 +407,11 @@ def from_dict(data: Mapping, where: str = "<scenarionet>", notes: Counter | None
     sid = str(data.get("id", meta.get("scenario_id", os.path.basename(where))))
     dt = float(np.mean(np.diff(ts)))
     ego = keys.index(sdc)
-    return build_scenario(sid, "scenarionet", where, dt, tracks, ego, lanes, edges, lights, where, notes)
+    dataset = meta.get("dataset")
+    family = (
+        f"scenarionet-{dataset}" if isinstance(dataset, str) and dataset.isidentifier() else "scenarionet"
+    )
+    return build_scenario(sid, family, where, dt, tracks, ego, lanes, edges, lights, where, notes)
 
 
 def load(path: str | os.PathLike, notes: Counter | None = None) -> Scenario:
