@@ -263,13 +263,13 @@ def broken_sn(change):
     [
         (lambda d: d.pop("tracks"), "'tracks'"),
         (lambda d: d["metadata"].update(sdc_id="nobody"), "'metadata.sdc_id'"),
-        (lambda d: d["tracks"]["car7"]["state"].update(position=np.zeros((5, 3))), "'tracks.car7.state'"),
+        (lambda d: d["tracks"]["ego"]["state"].update(position=np.zeros((5, 3))), "'tracks.ego.state'"),
         (lambda d: d["tracks"]["ego"]["state"].pop("heading"), "'heading'"),
         (lambda d: d["tracks"]["ego"]["state"].update(valid=np.zeros(T, bool)), "ego track is never valid"),
     ],
 )
 def test_malformed_scenarionet_raises_naming_the_field(change, field):
-    # (A malformed map feature or light drops that feature alone: `test_real_formats`.)
+    # (A malformed map feature, light or other agent is dropped alone: `test_real_formats`.)
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.").replace("'", "'")):
         scenarionet.from_dict(broken_sn(change), "f.pkl")
 

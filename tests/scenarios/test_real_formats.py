@@ -67,12 +67,22 @@ def test_walkways_bound_the_road_when_the_scene_has_no_other_edge():
     assert np.allclose(e[0], e[-1]) and len(e) == 5  # the walkway's closed outline
 
 
-def test_a_map_feature_that_cannot_be_read_is_dropped_alone():
+def test_a_map_feature_or_agent_that_cannot_be_read_is_dropped_alone():
     d = rf.nuscenes()
     d["map_features"]["lane-b"].pop("polyline")
     d["map_features"]["junk"] = "not a feature"
+    d["tracks"]["car"]["state"]["position"] = np.zeros((5, 3))
     s, notes = imported(d)
     assert s.num_lanes == 2 and note(notes, "map features dropped: field 'map_features.<id>'") == 2
+    assert s.num_agents == 4 and note(notes, "agents dropped: field 'tracks.<id>.state'") == 1
+
+
+def test_a_scene_with_only_a_sample_rate_gets_its_time_stamps():
+    d = rf.waymo()
+    del d["metadata"]["ts"]
+    d["metadata"]["sample_rate"] = 0.1
+    s, _ = imported(d)
+    assert s.num_steps == rf.T and s.dt == 0.1
 
 
 def test_nuplan_lights_and_an_unseen_light():

@@ -26,7 +26,8 @@ What the converters write, and what this importer makes of it (each counted in t
   feature with only a ``polygon`` (nuScenes' ``ROAD_EDGE_SIDEWALK`` walkways) is used as a closed outline
   when the scene has no other road edge and skipped otherwise (the drivable-area outline already bounds
   the road there); other road lines, crosswalks and speed bumps are not used;
-- a map feature or light that cannot be read is dropped alone, never the whole scene;
+- a map feature, light or agent (other than the ego) that cannot be read is dropped alone, never the
+  whole scene;
 - agents: ``TRAFFIC_CONE``, ``TRAFFIC_BARRIER``, ``TRAFFIC_OBJECT`` and nuScenes' ``movable_object.*``
   / ``static_object.*`` categories are static obstacles (`AGENT_STATIC`); ``OTHER`` / unknown types are
   static when they stay within 1 m, else vehicles; vehicle boxes given width-first are swapped.
@@ -191,7 +192,7 @@ def read_pkl(path: str | os.PathLike) -> dict:
 def _reason(e: ScenarioError) -> str:
     """The error without its file name and with feature ids masked, so equal causes count together."""
     msg = str(e).split(": ", 1)[-1]
-    return re.sub(r"(map_features|dynamic_map_states)\.[^.' ]+", r"\1.<id>", msg)
+    return re.sub(r"(map_features|dynamic_map_states|tracks)\.[^.' ]+", r"\1.<id>", msg)
 
 
 def _get(d, key: str, where: str):
@@ -386,7 +387,10 @@ def from_dict(data: Mapping, where: str = "<scenarionet>", notes: Counter | None
     tracks_in = _get(data, "tracks", where)
     if not isinstance(tracks_in, Mapping) or not tracks_in:
         raise ScenarioError(f"{where}: field 'tracks' must be a non-empty dict of tracks")
-    ts = _array(_get(meta, "ts", f"{where}: field 'metadata'"), "metadata.ts", (1,), where)
+    if "ts" not in meta and "sample_rate" in meta and "length" in data:  # files that give only the rate
+        ts = np.arange(int(data["length"])) * float(meta["sample_rate"])
+    else:
+        ts = _array(_get(meta, "ts", f"{where}: field 'metadata'"), "metadata.ts", (1,), where)
     steps = int(data.get("length", len(ts)))
     if len(ts) < 2 or len(ts) != steps:
         raise ScenarioError(
@@ -396,7 +400,15 @@ def from_dict(data: Mapping, where: str = "<scenarionet>", notes: Counter | None
     keys = [str(k) for k in tracks_in]
     if sdc not in keys:
         raise ScenarioError(f"{where}: field 'metadata.sdc_id' = {sdc!r} is not a key of 'tracks'")
-    tracks = [_track(str(k), tr, steps, where, notes) for k, tr in tracks_in.items()]
+    tracks, kept = [], []
+    for k, tr in tracks_in.items():
+        try:
+            tracks.append(_track(str(k), tr, steps, where, notes))
+            kept.append(str(k))
+        except ScenarioError as e:
+            if str(k) == sdc:
+                raise
+            notes[f"agents dropped: {_reason(e)}"] += 1
     lanes, edges = _map(dict(data.get("map_features") or {}), where, notes)
     lights = []
     for lid, light in dict(data.get("dynamic_map_states") or {}).items():
@@ -406,7 +418,7 @@ def from_dict(data: Mapping, where: str = "<scenarionet>", notes: Counter | None
             notes[f"lights dropped: {_reason(e)}"] += 1
     sid = str(data.get("id", meta.get("scenario_id", os.path.basename(where))))
     dt = float(np.mean(np.diff(ts)))
-    ego = keys.index(sdc)
+    ego = kept.index(sdc)
     dataset = meta.get("dataset")
     family = (
         f"scenarionet-{dataset}" if isinstance(dataset, str) and dataset.isidentifier() else "scenarionet"
