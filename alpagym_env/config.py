@@ -339,8 +339,10 @@ class EnvConfig:
     """Everything that defines an `AlpaDrive` env; built from the env's keyword arguments.
 
     Attributes:
-        suite: Named scenario suite the env samples from (see `alpagym_env.scenarios`).
-        horizon: Steps per episode before truncation (200 = 20 s at 10 Hz).
+        suite: Scenario suite the env samples from: a name (see `alpagym_env.scenarios`) or a path to
+            a converted ``.npz`` suite or a directory of scene ``.npz`` files.
+        horizon: Steps per episode before truncation (200 = 20 s at 10 Hz); a scene whose log ends
+            sooner truncates its episodes there.
         action_type: ``"control"`` (normalised acceleration and steering) or ``"trajectory"`` (future
             ego-frame poses tracked by the controller).
         obs_type: ``"flat"`` (one float32 vector) or ``"dict"``.

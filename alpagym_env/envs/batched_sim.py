@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -167,6 +168,9 @@ class BatchedSim:
         rs = np.zeros(0) if reward_scale is None else np.asarray(reward_scale, dtype=np.float64)
         # Per-scene agent mode: the config's, switchable per scene (`agent_mode[b] = MODE_IDM`).
         self.agent_mode = np.full(b, engine.MODE_IDM if config.agents.mode == "idm" else engine.MODE_REPLAY)
+        # Per-scene episode end: the horizon, or the last step of a scene whose log is shorter.
+        self.episode_steps = np.full(b, config.horizon, dtype=np.int64)
+        self._warned_short_log = False
         self.params = (
             config.dynamics.to_array(),
             config.agents.to_array(),
@@ -176,7 +180,7 @@ class BatchedSim:
             rs,
             self.agent_mode,
             self.dt,
-            config.horizon,
+            self.episode_steps,
         )
         self.out = engine.empty_out(b, c, n, self.obs_dim, ri.shape[0])
         parallel = num_scenes >= engine.PARALLEL_MIN_SCENES
@@ -278,6 +282,15 @@ class BatchedSim:
             rt["n_lane_stops"][b, c] = ns
         self.scenario_index[b] = index
         self.compiled[b] = cs
+        self.episode_steps[b] = cs.steps
+        if cs.steps < self.config.horizon and not self._warned_short_log:
+            self._warned_short_log = True
+            warnings.warn(
+                f"scenario {cs.scenario.scenario_id!r} logs {cs.steps} steps, fewer than horizon="
+                f"{self.config.horizon}: its episodes are truncated where the log ends (not padded); "
+                "other scenes shorter than the horizon are truncated the same way without a warning",
+                stacklevel=2,
+            )
         self._key[b] = (index, controlled)
 
     def _tuples(self):

@@ -41,8 +41,8 @@ def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> Sequence[Scenario]:
-    """The scenes an env samples from: `scenarios` if given, else the configured named suite (shared,
-    memory-mapped: `alpagym_env.scenarios.mapped`)."""
+    """The scenes an env samples from: `scenarios` if given, else the configured suite: a name (shared,
+    memory-mapped: `alpagym_env.scenarios.mapped`) or a path to converted scenes."""
     from alpagym_env.scenarios.mapped import MappedSuite
 
     if isinstance(scenarios, MappedSuite):
@@ -140,14 +140,17 @@ class AlpaDriveEnv(gym.Env):
     logged path), so nothing is earned or charged after the last state the scorer judges, and on
     reaching the end of the route; ``termination={"at_cut": False}`` drives on after the cut until an
     at-fault collision or off-road (`TerminationConfig`). The reward, the termination and the episode
-    metrics read one collision verdict. Truncated after ``horizon`` steps (200). At the end,
+    metrics read one collision verdict. Truncated after ``horizon`` steps (200), or where the scene's
+    log ends if that is sooner (real logs last 9-20 s; the env warns once). At the end,
     ``info["alpagym"]`` holds the episode's closed-loop metrics (`alpagym_env.metrics`), the AlpaSim
     scene score, the return ``r`` and length ``l``, as floats; ``info["episode"]`` is left to
     Gymnasium's `RecordEpisodeStatistics` and SB3's `Monitor`. Every info is flat and numeric
     (`alpagym_env.envs.infos`).
 
     ## Arguments
-    ``suite`` (``"train"``), ``scenarios`` (a list of `Scenario` instead of a suite), ``horizon``,
+    ``suite`` (``"train"``; a name or a path to a converted ``.npz`` suite or a directory of scene
+    ``.npz`` files, `python -m alpagym_env.scenarios.convert`), ``scenarios`` (a list of `Scenario`
+    instead of a suite), ``horizon``,
     ``action_type``, ``obs_type``, ``reward``, ``agents`` (``"replay"`` or ``"idm"`` or a dict of
     `AgentsConfig`), ``dynamics``, ``obs``, ``termination``, ``trajectory``, ``controller``,
     ``max_agents``, ``render_mode`` (``"rgb_array"``, or ``"human"``: a pygame window, the ``render``
@@ -179,6 +182,8 @@ class AlpaDriveEnv(gym.Env):
       ``scenario_index`` (the id is `AlpaDriveEnv.scenario_id`), ``trajectory_limits`` became the
       ``trajectory_flags`` bit mask. Unknown arguments raise `TypeError`, every config value is
       type-checked, snapshots refuse to load into another scene or config.
+      Episodes on a scene whose log is shorter than ``horizon`` are truncated where the log ends
+      instead of running on past it with every logged agent held at its last pose.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 
 from alpagym_env.config import AgentsConfig, EnvConfig, TrajectoryConfig
@@ -61,24 +60,12 @@ def policy_config(policy: Callable, config: EnvConfig) -> EnvConfig:
 def load_scenarios(suite: str) -> list[Scenario]:
     """A named suite (``train``, ``val``, ``test``, ``smoke``), a packed suite ``.npz``, one scenario
     ``.npz``, or a directory of scenario ``.npz`` files (sorted by name)."""
-    from alpagym_env.scenarios import SUITES, schema
-    from alpagym_env.scenarios import load_suite as load_named
+    from alpagym_env.scenarios import load_suite
 
-    if suite in SUITES:
-        return load_named(suite)
-    if os.path.isdir(suite):
-        files = sorted(f for f in os.listdir(suite) if f.endswith(".npz"))
-        if not files:
-            raise ValueError(f"no .npz scenario files in {suite}")
-        return [schema.load_scenario(os.path.join(suite, f)) for f in files]
-    if os.path.isfile(suite):
-        try:
-            return schema.load_suite(suite)
-        except schema.ScenarioError as e:
-            if "'format'" not in str(e):
-                raise
-            return [schema.load_scenario(suite)]
-    raise ValueError(f"unknown suite {suite!r}: use one of {list(SUITES)}, a suite .npz or a directory")
+    try:
+        return load_suite(suite)
+    except (KeyError, FileNotFoundError) as e:
+        raise ValueError(str(e).strip("'\"")) from None
 
 
 def evaluate(

@@ -6,7 +6,8 @@
   `congestion`), bit-identical for the same seed, with collision-free, on-road expert logs for every
   agent; `FAMILIES` and `register_family` form the registry.
 - `load_suite(name)` / `build_suite(name, size=...)`: the named suites `train`, `val`, `test`, `smoke`,
-  cached on disk (`suites.py`).
+  cached on disk (`suites.py`); `load_suite(path)` reads a converted ``.npz`` suite, one scenario
+  ``.npz``, or a directory of them (`suite_files.py`), so a path goes wherever a suite name does.
 - `check_expert_logs(scenario)`: collisions, off-road boxes and red-light crossings in a scene's logs.
 """
 

@@ -24,8 +24,10 @@ SCHEMA_VERSION = 1
 
 # Traffic-light states, as stored in `Scenario.light_states`.
 LIGHT_UNKNOWN, LIGHT_GREEN, LIGHT_YELLOW, LIGHT_RED = 0, 1, 2, 3
-# Agent types, as stored in `Scenario.agent_type`.
-AGENT_VEHICLE, AGENT_PEDESTRIAN, AGENT_CYCLIST = 0, 1, 2
+# Agent types, as stored in `Scenario.agent_type` (AGENT_STATIC: barriers, cones and other objects that
+# never move; imported logs keep them as agents so they collide, but they are not vehicles).
+AGENT_VEHICLE, AGENT_PEDESTRIAN, AGENT_CYCLIST, AGENT_STATIC = 0, 1, 2, 3
+AGENT_TYPE_NAMES = ("vehicle", "pedestrian", "cyclist", "static")
 # Columns of `Scenario.traj`.
 LOG_X, LOG_Y, LOG_HEADING, LOG_VX, LOG_VY = 0, 1, 2, 3, 4
 

@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from alpagym_env.scenarios import schema
 from alpagym_env.scenarios.mapped import MappedSuite, write_mapped
 from alpagym_env.scenarios.registry import generate
 from alpagym_env.scenarios.schema import Scenario, ScenarioError
+from alpagym_env.scenarios.suite_files import is_suite_path, load_suite_files
 
 SUITE_VERSION = 2  # 2: the congestion family; urban and intersection egos prefer turning logs
 FAMILY_ORDER = ("highway", "merge", "intersection", "urban", "congestion")
@@ -56,7 +58,10 @@ SUITES: dict[str, SuiteSpec] = {
 
 def _spec(name: str) -> SuiteSpec:
     if name not in SUITES:
-        raise KeyError(f"unknown scenario suite {name!r}; known suites: {', '.join(SUITES)}")
+        raise KeyError(
+            f"unknown scenario suite {name!r}; known suites: {', '.join(SUITES)}, or a path to a converted "
+            ".npz suite or a directory of .npz scenes"
+        )
     return SUITES[name]
 
 
@@ -143,8 +148,10 @@ def build_suite(name: str, size: int | None = None, processes: int | None = None
     return scenes
 
 
-def load_suite(name: str, size: int | None = None, processes: int | None = None) -> MappedSuite:
-    """Suite `name`, memory-mapped from the cache, building (and caching) it on a miss.
+def load_suite(name: str, size: int | None = None, processes: int | None = None) -> Sequence[Scenario]:
+    """Suite `name`, memory-mapped from the cache, building (and caching) it on a miss; or, where `name`
+    is a path, the scenes of that converted ``.npz`` file or directory of them
+    (`suite_files.load_suite_files`).
 
     A cache directory that cannot be read or does not hold exactly the planned scenes is rebuilt with
     a warning.
@@ -152,6 +159,9 @@ def load_suite(name: str, size: int | None = None, processes: int | None = None)
     Raises:
         KeyError: For an unknown suite name; the message lists the known ones.
     """
+    if name not in SUITES and is_suite_path(name):
+        scenes = load_suite_files(name)
+        return scenes if size is None else scenes[: int(size)]
     plan = suite_plan(name, size)
     path = suite_path(name, size)
     if path.exists():

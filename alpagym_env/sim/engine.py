@@ -113,7 +113,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             contact (B, C, N) int8 latched collision verdicts (`alpagym_env.sim.measure`).
         params: Tuple: dynamics (P,), agents (7,), obs (8,), term (5,) bool (the T_* switches),
             reward_index (Kr,), reward_scale (Kr,), mode (B,) int64 (MODE_REPLAY or MODE_IDM per
-            scene), dt, horizon.
+            scene), dt, horizon (B,) int64: the step at which each scene's episode is truncated (the
+            configured horizon, or less where the scene's log ends sooner).
         out: Tuple of outputs: obs (B, C, D) float32, metrics (B, C, NUM_CHANNELS),
             reward_terms (B, C, Kr), reward (B, C), terminated (B, C) bool, truncated (B,) bool,
             scratch (B, N).
@@ -165,7 +166,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             replay_step(agent[b], valid[b], log[b], log_valid[b], t1, num_c, n, dt)
         t[b] += 1
         light_now = lights[b, :, t1]
-        truncated[b] = t[b] >= horizon
+        truncated[b] = t[b] >= horizon[b]
         for c in range(num_c):
             tr = track[b, c]
             if tr[TR_DONE] > 0.0:

@@ -90,6 +90,8 @@ class CompiledScene:
         lanes: (L, 5) all lane segments.
         lights: (K, T) int8 light states, held after the scenario's last step.
         routes: One `RouteData` per controlled slot.
+        steps: Episode length in steps: the horizon, or the scenario's last log step where it ends
+            sooner (episodes are truncated where the log ends, never padded past it).
     """
 
     scenario: Scenario
@@ -103,6 +105,7 @@ class CompiledScene:
     lanes: np.ndarray
     lights: np.ndarray
     routes: tuple[RouteData, ...]
+    steps: int
 
     @property
     def num_agents(self) -> int:
@@ -356,4 +359,5 @@ def compile_scene(
         lanes=lanes,
         lights=lights,
         routes=tuple(routes),
+        steps=min(int(horizon), s.num_steps - 1),
     )

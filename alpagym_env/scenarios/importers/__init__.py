@@ -10,6 +10,7 @@ converts files or directories to AlpaGym ``.npz`` scenarios or a packed suite.
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 from alpagym_env.scenarios.importers import gpudrive_json, scenarionet
 from alpagym_env.scenarios.schema import Scenario
@@ -26,13 +27,14 @@ def detect_format(path: str | os.PathLike) -> str:
     raise ValueError(f"{os.fspath(path)}: unknown scenario file type {suffix!r}; known: {FORMATS}")
 
 
-def load_file(path: str | os.PathLike, fmt: str = "auto") -> Scenario:
-    """Imports one file (`fmt`: ``auto``, ``scenarionet`` or ``gpudrive``)."""
+def load_file(path: str | os.PathLike, fmt: str = "auto", notes: Counter | None = None) -> Scenario:
+    """Imports one file (`fmt`: ``auto``, ``scenarionet`` or ``gpudrive``); `notes` receives a count per
+    thing the importer fixed, defaulted or dropped (`importers.common`)."""
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "scenarionet":
-        return scenarionet.load(path)
+        return scenarionet.load(path, notes)
     if fmt == "gpudrive":
-        return gpudrive_json.load(path)
+        return gpudrive_json.load(path, notes=notes)
     raise ValueError(f"unknown scenario format {fmt!r}; known: {list(FORMATS)}")
 
 

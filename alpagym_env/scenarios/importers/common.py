@@ -10,21 +10,34 @@ to `build_scenario`, which
   the polyline is reversed when the right side wins; an edge with no lane within 30 m is kept as given;
 - builds stop lines across the controlled lane at each traffic light's stop point;
 - builds the ego route from its valid logged positions, extended 5 m behind and 60 m ahead.
+
+Every importer also takes a `notes` counter (`collections.Counter`) and adds one count per thing it
+fixed, defaulted or dropped (a vehicle box given width-first, a map feature it could not use, a light
+without states, ...); `python -m alpagym_env.scenarios.convert` prints them in its report.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from alpagym_env.scenarios.schema import AGENT_VEHICLE, Scenario, ScenarioError, make_scenario
+from alpagym_env.scenarios.schema import (
+    AGENT_CYCLIST,
+    AGENT_STATIC,
+    AGENT_VEHICLE,
+    Scenario,
+    ScenarioError,
+    make_scenario,
+)
 
 ENGINE_DT = 0.1
 DEFAULT_LANE_WIDTH = 3.7  # m, when the source gives none (Waymo lanes have no width)
 DEFAULT_SPEED_LIMIT = 15.0  # m/s
 EDGE_VOTE_RANGE = 30.0  # m: lanes farther than this from an edge segment do not vote
 ROUTE_BEHIND, ROUTE_AHEAD = 5.0, 60.0  # m
+STATIC_MOTION = 1.0  # m: an agent of unknown type that moves less than this over its log is static
 
 
 @dataclass
@@ -56,6 +69,30 @@ class Light:
     stop_point: np.ndarray
     lane: str | None
     states: np.ndarray
+
+
+def fix_box(track: Track, notes: Counter) -> Track:
+    """`track` with length and width swapped where a vehicle or cyclist box is wider than long.
+
+    ScenarioNet's nuScenes converter writes the ego's size width-first (1.73 m long, 4.08 m wide), so
+    the order a file gives cannot be trusted; a road vehicle is never wider than long.
+    """
+    if track.kind in (AGENT_VEHICLE, AGENT_CYCLIST) and track.width > track.length:
+        notes["vehicle boxes wider than long: length and width swapped"] += 1
+        track.length, track.width = track.width, track.length
+    return track
+
+
+def static_or_vehicle(traj: np.ndarray, valid: np.ndarray, notes: Counter, name: str) -> int:
+    """AGENT_STATIC for an agent of unknown type `name` that stays within STATIC_MOTION of its first
+    valid position, else AGENT_VEHICLE (counted in `notes` either way)."""
+    xy = traj[valid, :2]
+    moved = float(np.max(np.hypot(*(xy - xy[0]).T))) if len(xy) else 0.0
+    kind = AGENT_STATIC if moved < STATIC_MOTION else AGENT_VEHICLE
+    notes[
+        f"agents of type {name!r} kept as {'static obstacles' if kind == AGENT_STATIC else 'vehicles'}"
+    ] += 1
+    return kind
 
 
 def orient_edges(edges: list[np.ndarray], lanes: list[np.ndarray]) -> list[np.ndarray]:
@@ -135,8 +172,10 @@ def build_scenario(
     edges: list[np.ndarray],
     lights: list[Light],
     where: str,
+    notes: Counter | None = None,
 ) -> Scenario:
     """Assembles and validates a `Scenario` (see the module docstring for what is derived)."""
+    notes = Counter() if notes is None else notes
     if not 0 <= ego < len(tracks):
         raise ScenarioError(f"{where}: ego index {ego} is out of range for {len(tracks)} tracks")
     stride = _resample_time(dt, where)
@@ -146,8 +185,11 @@ def build_scenario(
     t0 = int(valid_ego[0])
     sl = slice(t0, None, stride)
     keep = [i for i, tr in enumerate(tracks) if tr.valid[sl].any()]
+    if len(keep) < len(tracks):
+        notes["agents never valid from the ego's first step on: dropped"] += len(tracks) - len(keep)
     tracks = [
-        Track(tr.traj[sl], tr.valid[sl], tr.length, tr.width, tr.kind) for tr in (tracks[i] for i in keep)
+        fix_box(Track(tr.traj[sl], tr.valid[sl], tr.length, tr.width, tr.kind), notes)
+        for tr in (tracks[i] for i in keep)
     ]
     ego = keep.index(ego)
     steps = tracks[ego].traj.shape[0]
@@ -162,6 +204,10 @@ def build_scenario(
         succ = [index[s] for s in lane.successors if s in index][:4]
         successors[i, : len(succ)] = succ
     edges = [e for e in orient_edges(edges, [lane.xy for lane in lanes]) if len(e) >= 2]
+    if not edges:
+        notes["scenes without road edges (off-road cannot fire)"] += 1
+    if not lights:
+        notes["scenes without traffic-light states (agents ignore lights)"] += 1
     light_states = np.zeros((len(lights), steps), dtype=np.int8)
     for k, light in enumerate(lights):
         states = np.asarray(light.states, dtype=np.int8)[sl][:steps]
