@@ -10,6 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import alpagym_env  # noqa: F401
+from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
 from alpagym_env.envs.batched_sim import BatchedSim
 from alpagym_env.scenarios import FAMILIES, generate
@@ -44,7 +45,7 @@ def test_log_replay_of_the_ego_scores_one_and_never_collides(scenes, mode):
     sim.expert[:] = True
     for _ in range(200):
         sim.step(np.zeros((len(scenes), 1, 2)))
-        assert not sim.metrics[:, 0, [2, 7]].any()  # collision_any, offroad at every step
+        assert not sim.metrics[:, 0, [M.COLLISION_ANY, M.OFFROAD]].any()  # at every step
     for b, s in enumerate(scenes):
         ep = sim.episode_metrics(b)
         assert ep["scene_score"] == 1.0, s.scenario_id
