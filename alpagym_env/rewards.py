@@ -151,6 +151,24 @@ register_preset(
         {"kind": "terminal", "name": "scene_score", "scale": 1.0},
     ],
 )
+# The AlpaSim scene score as a learning signal: progress earns reward only up to the 80 % of the logged
+# path at which the score saturates (`score_progress_delta`), so driving faster than needed buys nothing
+# but risk; an at-fault collision or off-road ends the episode (the cut) and loses the terminal score;
+# ttc_violation charges following too close before a collision happens, which gives the at-fault
+# penalty a warning signal the policy can act on.
+register_preset(
+    "scene_score",
+    [
+        {"kind": "metric", "name": "score_progress_delta", "scale": 1.0},
+        {"kind": "metric", "name": "collision_at_fault", "scale": -3.0},
+        {"kind": "metric", "name": "offroad", "scale": -1.0},
+        {"kind": "metric", "name": "wrong_way", "scale": -0.02},
+        {"kind": "metric", "name": "ran_red_light", "scale": -1.0},
+        {"kind": "metric", "name": "ttc_violation", "scale": -0.05},
+        {"kind": "metric", "name": "comfort_violation", "scale": -0.005},
+        {"kind": "terminal", "name": "scene_score", "scale": 1.0},
+    ],
+)
 register_preset(
     "distance_to_gt",
     [

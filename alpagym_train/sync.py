@@ -61,7 +61,7 @@ class SyncConfig:
     groups: int = 8
     group_size: int = 8
     eval_every: int = 10
-    env: dict[str, Any] = field(default_factory=lambda: {"reward": "metrics"})
+    env: dict[str, Any] = field(default_factory=lambda: {"reward": "scene_score"})
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     keep_best: bool = True
     log_std: float | None = -4.0

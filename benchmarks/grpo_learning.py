@@ -73,7 +73,7 @@ def main() -> None:
         updates=args.updates,
         groups=args.groups,
         group_size=args.group_size,
-        env={"reward": "metrics"},
+        env={"reward": "scene_score"},
         grpo=GRPOConfig(lr=1e-4, advantage="step"),
         seed=args.seed,
         out_dir=str(out / "grpo"),

@@ -119,7 +119,7 @@ class SB3Config:
     algo: str = "ppo"
     total_timesteps: int = 200_000
     num_envs: int = 8
-    env: dict[str, Any] = field(default_factory=lambda: {"reward": "metrics"})
+    env: dict[str, Any] = field(default_factory=lambda: {"reward": "scene_score"})
     suite: str = "train"
     train_scenes: int | None = None
     algo_kwargs: dict[str, Any] = field(default_factory=dict)

@@ -88,3 +88,19 @@ def test_env_reset_is_bit_for_bit_reproducible_on_the_families(scenes):
 
     np.testing.assert_array_equal(run(4), run(4))
     assert not np.array_equal(run(4), run(5))
+
+
+@pytest.mark.parametrize("action", [(0.0, 0.0), (1.0, 0.0)])
+def test_score_progress_reward_sums_to_the_scene_scores_progress_part(scenes, action):
+    """The `score_progress_delta` channel sums over an episode to min(clip(progress, 0, 1) / 0.8, 1):
+    coasting earns part of it, full throttle saturates at 1 however far past 80 % of the log it gets."""
+    reward = [{"kind": "metric", "name": "score_progress_delta", "scale": 1.0}]
+    env = gym.make("AlpaDrive-v0", scenarios=scenes, reward=reward)  # ends at the cut, as the score
+    for i in range(0, len(scenes), 4):
+        env.reset(options={"scenario_index": i})
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, info = env.step(np.array(action, np.float32))
+            total, done = total + r, term or trunc
+        progress = info["alpagym"]["progress"]
+        assert total == pytest.approx(min(np.clip(progress, 0.0, 1.0) / M.PROGRESS_SATURATION, 1.0), abs=1e-6)

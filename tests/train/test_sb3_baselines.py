@@ -68,7 +68,7 @@ def test_training_writes_the_run_layout(run):
     cfg, model, summary, run_dir = run
     name = f"sb3_{cfg.algo}"
     saved = OmegaConf.load(run_dir / "config.yaml")
-    assert saved.algo == cfg.algo and saved.env == {"reward": "metrics", "horizon": 30}
+    assert saved.algo == cfg.algo and saved.env == {"reward": "scene_score", "horizon": 30}
     assert saved.sb3_kwargs.batch_size == 64 and saved.sb3_kwargs.learning_rate == 3e-4  # default kept
     records = read_metrics(run_dir)
     training = [r for r in records if "env_steps" in r]
