@@ -132,7 +132,9 @@ def test_unacked_entries_of_a_dead_learner_are_claimed_back(groups, transport):
     policy, batches = groups
     cfg = _cfg()
     transport.push_group(batches[0], 0, "a")
-    transport.read_groups("learner", count=1)  # a learner read it and died before acking
+    transport.read_groups(
+        "learner", Learner(cfg, transport, _copy(policy), TrainerState()).spec, 0
+    )  # then died
     assert transport.pending_count() == 1
     learner = Learner(cfg, transport, _copy(policy), TrainerState())
     learner.start()

@@ -44,8 +44,9 @@ def init_policy(tmp_path_factory) -> Path:
     return save(tmp_path_factory.mktemp("init") / "policy.safetensors", policy, {"action_type": "control"})
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _start(args: list[str], cwd: Path, **env_vars: str) -> subprocess.Popen:
+    root = str(Path(__file__).resolve().parents[2])  # this checkout, whatever the cwd
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": root, **env_vars}
     return subprocess.Popen(
         [sys.executable, "-m", "alpagym_train.grpo", *args],
         cwd=cwd,
@@ -101,7 +102,7 @@ def test_killed_actor_loses_only_its_unfinished_group(own_redis_server, init_pol
     os.kill(t.actor_info(victim)["pid"], signal.SIGKILL)
     code, out, err = _finish(proc)
     assert code == 0, err[-3000:]
-    assert "died (exit -9); restarting it" in err
+    assert "killed by SIGKILL; replacing it" in err
     records = _updates(run)
     assert [r["update"] for r in records] == list(range(1, 13))
     last = records[-1]
@@ -137,6 +138,7 @@ def test_redis_going_away_is_a_clear_error_and_a_clean_exit(own_redis_server, in
         f"redis.url={own_redis_server.url}",
         "learner.updates=1000",
         "actors.num=1",
+        "redis.timeout_s=3",
     ]
     proc = _start(SMALL + args, tmp_path)
     _wait_for(lambda: len(_updates(run)) >= 2, 120, "two updates", proc)
@@ -149,6 +151,7 @@ def test_redis_going_away_is_a_clear_error_and_a_clean_exit(own_redis_server, in
 
 
 def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, init_policy, tmp_path):
+    secret = {"ALPAGYM_RUN_SECRET": "ab" * 32}  # given to every machine out of band
     dirs = {name: tmp_path / name for name in ("learner", "a", "b")}
     for d in dirs.values():
         d.mkdir()
@@ -164,6 +167,7 @@ def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, ini
             "learner.min_actors=2",
         ],
         dirs["learner"],
+        **secret,
     )
     actors = [
         _start(
@@ -174,6 +178,7 @@ def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, ini
                 "actors.numba_threads=1",
             ],
             dirs[d],
+            **secret,
         )
         for d in ("a", "b")
     ]
