@@ -27,8 +27,6 @@ from alpagym_train.grpo.learner import lease_is_live, preflight
 POLL_S = 0.2
 GRACE_S = 30.0
 
-__all__ = ["interrupt", "run_all", "run_id_for"]
-
 
 def _learner_main(values: dict, url: str, run_id: str, secret: bytes) -> None:
     from alpagym_train.grpo.learner import run_learner
