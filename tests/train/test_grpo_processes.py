@@ -145,7 +145,7 @@ def test_redis_going_away_is_a_clear_error_and_a_clean_exit(own_redis_server, in
     own_redis_server.stop()
     code, out, err = _finish(proc, timeout=60)
     assert code == 3, err[-3000:]
-    assert "cannot reach Redis at redis://127.0.0.1" in err
+    assert "cannot reach Redis at redis://:***@127.0.0.1" in err  # the password redacted
     assert "Traceback" not in err
     assert (run / "checkpoints" / "latest").is_file()  # the progress so far is kept
 
@@ -222,3 +222,18 @@ def test_sigterm_checkpoints_and_stops_everything_with_the_private_redis(
     port = int(out.split("private redis-server on 127.0.0.1:")[1].split()[0])
     with pytest.raises(OSError):  # the private server is gone too
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_all_actors_dead_makes_the_learner_checkpoint_and_exit(own_redis_server, init_policy, tmp_path):
+    run = tmp_path / "run"
+    args = [f"learner.init={init_policy}", f"run_dir={run}", "learner.updates=1000", "actors.num=1"]
+    args += [f"redis.url={own_redis_server.url}", "actors.max_restarts=0", "actors.heartbeat_ttl_s=2"]
+    proc = _start(SMALL + [*args, "learner.actor_timeout_s=4"], tmp_path)
+    _wait_for(lambda: len(_updates(run)) >= 1, 120, "an update", proc)
+    t = Transport(own_redis_server.url, (run / "run_id").read_text().strip())
+    os.kill(t.actor_info(t.live_actors()[0])["pid"], signal.SIGKILL)
+    code, out, err = _finish(proc, timeout=60)
+    assert code == 4, err[-3000:]  # ExitCode.NO_ACTORS
+    assert "actor 0: killed by SIGKILL; restart budget of 0 per 60 s used up" in err
+    assert "no live actor and no rollout group for 4 s" in err and "learner: exit 4 (NO_ACTORS)" in err
+    assert (run / "checkpoints" / "latest").is_file() and "Traceback" not in err
