@@ -490,15 +490,26 @@ class Transport:
     # ---- run control -------------------------------------------------------------------------------
 
     def publish_spec(self, spec: Mapping[str, Any]) -> None:
-        """Writes the run spec actors build their env and policy from (``spec`` key, JSON)."""
+        """Writes the run spec actors build their env and policy from (``spec`` key: JSON, then a
+        newline and its HMAC under the run secret)."""
+        body = json.dumps(spec).encode()
         with self._reach():
-            self._r.set(self.key("spec"), json.dumps(spec))
+            self._r.set(self.key("spec"), body + b"\n" + mac(self._secret, body).encode())
 
     def read_spec(self) -> dict[str, Any] | None:
-        """The run spec, None before the learner published it."""
+        """The run spec, None before the learner published it.
+
+        Raises:
+            BadPayload: The spec is not signed with the run secret, or unreadable.
+        """
         with self._reach():
             raw = self._r.get(self.key("spec"))
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        body, _, tag = raw.rpartition(b"\n")
+        if not verify(self._secret, tag, body):
+            raise BadPayload(f"run {self.run_id!r}: the run spec is not signed with this run's secret")
+        return json.loads(body)
 
     def runs(self) -> list[str]:
         """Ids of the live runs on this server: those whose learner holds its lease."""

@@ -84,6 +84,13 @@ def run_actor(cfg: GRPORunConfig, url: str, run_id: str, index: int = 0, restart
         transport = join_run(url, run_id, ac.idle_timeout_s, cfg.redis.timeout_s, secret)
         spec = _wait_for_spec(transport, ac.idle_timeout_s)
         return _loop(cfg, transport, spec, actor_id, index, restart, sharing)
+    except BadPayload as e:  # not the run's secret (the spec it read is not signed with it)
+        print(
+            f"actor {actor_id}: {e}; check redis.secret_file or ALPAGYM_RUN_SECRET",
+            file=sys.stderr,
+            flush=True,
+        )
+        return ExitCode.CONFIG
     except TransportError as e:
         print(f"actor {actor_id}: {e}; exiting", file=sys.stderr, flush=True)
         return ExitCode.REDIS_LOST

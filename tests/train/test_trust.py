@@ -178,6 +178,12 @@ def test_a_client_without_the_secret_can_neither_publish_nor_push(groups, transp
     rec = learner.step(timeout_s=10)
     assert rec["groups_per_actor"] == {"a": 2}
     assert "MAC mismatch" in _dead(transport, raw)[0]["reason"].decode()
+    transport.publish_spec({"group_size": G})
+    with pytest.raises(BadPayload, match="spec is not signed"):
+        intruder.read_spec()
+    intruder.publish_spec({"group_size": 1000})
+    with pytest.raises(BadPayload, match="spec is not signed"):
+        transport.read_spec()
     intruder.publish_weights({k: torch.zeros_like(v) for k, v in policy.state_dict().items()}, version=5)
     with pytest.raises(BadPayload, match="version 5: MAC mismatch"):
         transport.fetch_weights(if_newer_than=1)
@@ -321,3 +327,29 @@ def test_cli_rejects_added_keys_and_documents_every_key(tmp_path):
     text = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=60, env=env).stdout
     assert "learner.actor_timeout_s" in text and "checkpoints and exits" in text
     assert "redis.timeout_s" in text and "algorithm.entropy_coef" in text
+
+
+def test_any_learner_crash_checkpoints_and_a_live_run_is_refused(groups, redis_server, tmp_path, monkeypatch,
+                                                                capsys):  # fmt: skip
+    import alpagym_train.grpo.learner as learner_module
+
+    policy, _ = groups
+    init = save(tmp_path / "init.safetensors", policy, {"action_type": "control"})
+    values = _cfg().plain()
+    values["learner"] |= {"init": str(init), "val_suite": "smoke", "val_scenes": 1, "eval_every": 0}
+    cfg = from_plain({**values, "run_dir": str(tmp_path / "run"), "progress": False})
+
+    def crash(cfg, learner, *args):
+        learner.state.update = 1
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(learner_module, "_train", crash)
+    run_id = f"crash-{uuid.uuid4().hex[:6]}"
+    assert learner_module.run_learner(cfg, redis_server.url, run_id, SECRET) == ExitCode.CRASH
+    assert (tmp_path / "run" / "checkpoints" / "update_000001" / "trainer.pt").is_file()
+    assert "RuntimeError: boom" in capsys.readouterr().err
+    t = Transport(redis_server.url, run_id, secret=SECRET)
+    assert t.lease_holder() is None and t.stop_reason().startswith("the learner stopped: CRASH")
+    t.claim_lease("other-host:7:beef", ttl_s=30)
+    assert learner_module.run_learner(cfg, redis_server.url, run_id, SECRET) == ExitCode.CONFIG
+    assert "in use by the learner other-host:7" in capsys.readouterr().err
