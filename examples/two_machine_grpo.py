@@ -63,7 +63,7 @@ def main() -> None:
 
     with RedisServer() as server:  # stands in for the shared server on machine A (random password)
         url = f"redis://127.0.0.1:{server.port}/0"
-        print(f"shared Redis: {url}")
+        print(f"shared Redis: redis://:***@127.0.0.1:{server.port}/0 (password in ALPAGYM_REDIS_PASSWORD)")
         # Given to every machine out of band (environment variables here; files of mode 0600 work too).
         private = {"ALPAGYM_REDIS_PASSWORD": server.password, "ALPAGYM_RUN_SECRET": secrets.token_hex(32)}
         run = ["redis.run_id=two-machines", f"learner.init={bc}", f"learner.updates={updates}", "run_dir=run"]
