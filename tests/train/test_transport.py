@@ -30,14 +30,6 @@ def transport(redis_server):
     t.close()
 
 
-@pytest.fixture
-def raw(redis_server):
-    """A plain redis client, to tamper with what the transport wrote."""
-    client = redis.Redis.from_url(redis_server.url)
-    yield client
-    client.close()
-
-
 def make_state(seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {

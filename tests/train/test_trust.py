@@ -19,39 +19,34 @@ import pytest
 redis = pytest.importorskip("redis")
 torch = pytest.importorskip("torch")
 
-from alpagym_env.scenarios import load_suite  # noqa: E402
 from alpagym_train.exit_codes import ExitCode, describe  # noqa: E402
 from alpagym_train.grpo.checkpoint import TrainerState  # noqa: E402
 from alpagym_train.grpo.config import GRPORunConfig, from_plain  # noqa: E402
 from alpagym_train.grpo.identity import record_run_id, run_id_for  # noqa: E402
 from alpagym_train.grpo.launch import RestartBudget  # noqa: E402
 from alpagym_train.grpo.learner import Learner, NoActors, RunInUse, _take_run, preflight  # noqa: E402
-from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy, save  # noqa: E402
+from alpagym_train.policy import GaussianPolicy, PolicyConfig, save  # noqa: E402
 from alpagym_train.redis_server import RedisServer  # noqa: E402
-from alpagym_train.rollout import collect_groups, make_group_env  # noqa: E402
+from alpagym_train.rollout import make_group_env  # noqa: E402
 from alpagym_train.rundir import RunLogger, read_metrics  # noqa: E402
 from alpagym_train.transport import BadPayload, Transport  # noqa: E402
 from alpagym_train.wire import encode_group  # noqa: E402
+from tests.train.conftest import SMOKE_REWARD  # noqa: E402
 
 G = 4
 SECRET = b"\x07" * 32
 
 
 def _cfg(**learner) -> GRPORunConfig:
-    return from_plain({"env": {"suite": "smoke", "horizon": 25}, "reward": {"terms": [
-        {"kind": "metric", "name": "progress_delta", "scale": 1.0},
-    ]}, "learner": {"group_size": G, "groups_per_update": 2, **learner}})  # fmt: skip
+    values = {"env": {"suite": "smoke", "horizon": 25}, "reward": {"terms": SMOKE_REWARD}}
+    return from_plain({**values, "learner": {"group_size": G, "groups_per_update": 2, **learner}})
 
 
 @pytest.fixture(scope="module")
-def groups():
-    """One push of two real groups, and the policy that rolled them out."""
-    cfg = _cfg()
-    env = make_group_env(2, G, scenarios=load_suite("smoke"), reward=cfg.reward_terms(), horizon=25)
-    torch.manual_seed(0)
-    policy = GaussianPolicy(PolicyConfig(env.single_observation_space.shape[0], 2, (32,), init_log_std=-1.0))
-    batch = collect_groups(env, RolloutPolicy(policy, torch.Generator().manual_seed(0)), np.array([0, 1]), G)
-    return policy, batch
+def groups(smoke_groups):
+    """Two real groups in one push, and the policy that rolled them out."""
+    policy, batches = smoke_groups
+    return policy, batches[0]
 
 
 @pytest.fixture
@@ -59,13 +54,6 @@ def transport(redis_server):
     t = Transport(redis_server.url, run_id=f"trust-{uuid.uuid4().hex[:8]}", secret=SECRET)
     yield t
     t.close()
-
-
-@pytest.fixture
-def raw(redis_server):
-    client = redis.Redis.from_url(redis_server.url)
-    yield client
-    client.close()
 
 
 def _copy(policy: GaussianPolicy) -> GaussianPolicy:
