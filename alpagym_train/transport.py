@@ -47,7 +47,8 @@ from alpagym_train.wire import BadEntry, ReceivedGroup, RolloutSpec, decode_grou
 from alpagym_train.wire import safetensors_header as _header
 
 CONSUMER_GROUP = "learner"
-DEAD_LETTER_MAXLEN = 1000  # the dead-letter stream keeps about this many entries
+DEAD_LETTER_MAXLEN = 256  # the dead-letter stream keeps about this many entries
+DEAD_LETTER_FIELD_BYTES = 64 << 10  # and of each field of a rejected entry its first 64 KiB
 _SUPPORTED = (redis.ConnectionError, redis.TimeoutError, TimeoutError, ConnectionError, OSError)
 
 
@@ -407,11 +408,15 @@ class Transport:
 
     @property
     def dead_letters(self) -> str:
-        """The stream rejected entries are moved to, each with ``reason``, ``entry_id`` and ``actor``."""
+        """The stream rejected entries are moved to: ``reason``, ``entry_id``, ``actor``, ``nbytes`` and
+        the first 64 KiB of each of the entry's fields (about the last `DEAD_LETTER_MAXLEN` are kept)."""
         return self.key("rollouts", "dead")
 
     def _dead_letter(self, entry_id: str, fields_: Mapping[bytes, bytes], error: BadEntry) -> None:
-        record = {**fields_, b"reason": error.reason, b"entry_id": entry_id, b"actor": error.actor_id}
+        # The first bytes of each field are kept for inspection, not the whole entry: bounded memory.
+        record = {k: v[:DEAD_LETTER_FIELD_BYTES] for k, v in fields_.items()}
+        record |= {b"reason": error.reason, b"entry_id": entry_id, b"actor": error.actor_id}
+        record[b"nbytes"] = sum(len(v) for v in fields_.values())
         with self._reach(), self._r.pipeline(transaction=True) as pipe:
             pipe.xadd(self.dead_letters, record, maxlen=DEAD_LETTER_MAXLEN, approximate=True)
             pipe.hincrby(self.key("count", "dead_letters"), error.actor_id or "?", 1)

@@ -57,7 +57,6 @@ class RolloutSpec:
         max_steps: Upper bound of T, the padded rollout length (the env's horizon).
         num_scenarios: Scenario ids must lie in [0, num_scenarios).
         max_groups: Upper bound of N, groups per entry.
-        max_bytes: Upper bound of the ``data`` field's size, bytes.
     """
 
     obs_dim: int
@@ -65,8 +64,13 @@ class RolloutSpec:
     group_size: int
     max_steps: int
     num_scenarios: int
-    max_groups: int = 256
-    max_bytes: int = 256 << 20
+    max_groups: int = 64
+
+    @property
+    def max_bytes(self) -> int:
+        """Upper bound of an entry's ``data`` size: `max_groups` full groups plus 64 KiB of header."""
+        per_group = self.group_size * (self.max_steps * (self.obs_dim + self.act_dim + 3) + 1) * 4 + 8
+        return self.max_groups * per_group + (64 << 10)
 
 
 @dataclass

@@ -90,7 +90,7 @@ def rollout_spec(cfg: GRPORunConfig, policy: GaussianPolicy) -> RolloutSpec:
         group_size=cfg.learner.group_size,
         max_steps=cfg.env.horizon,
         num_scenarios=scenes,
-        max_groups=max(256, 4 * cfg.actors.groups_per_push),
+        max_groups=max(64, 4 * cfg.actors.groups_per_push, cfg.learner.groups_per_update),
     )
 
 

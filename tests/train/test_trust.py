@@ -85,11 +85,13 @@ def test_bad_entries_are_dead_lettered_never_trained_on_never_fatal(groups, tran
     transport.push_group(wrong, 0, "shape-actor")
     raw.xadd(transport.stream, {"actor": "junk-actor", "data": b"\x93garbage", "mac": b"00"})
     raw.xadd(transport.stream, {"header": b"\x81\xa6format\x01"})  # the old wire format
+    big = np.zeros(learner.spec.max_bytes + 1, np.uint8).tobytes()
+    raw.xadd(transport.stream, {"actor": "big-actor", "data": big, "mac": b"00"})
     transport.push_group(batch, 0, "good")
     before = {k: v.clone() for k, v in learner.policy.state_dict().items()}
     rec = learner.step(timeout_s=10)
     assert rec["groups_used"] == 2 and rec["groups_per_actor"] == {"good": 2}
-    assert rec["entries_rejected"] == 5 and rec["version"] == 1
+    assert rec["entries_rejected"] == 6 and rec["version"] == 1
     assert all(torch.isfinite(v).all() for v in learner.policy.state_dict().values())
     assert any(not torch.equal(before[k], v) for k, v in learner.policy.state_dict().items())
     dead = _dead(transport, raw)
@@ -98,6 +100,9 @@ def test_bad_entries_are_dead_lettered_never_trained_on_never_fatal(groups, tran
     assert "policy_version 1000000000 outside [0, 0]" in reasons["future-actor"]
     assert "'obs' is F32[2, 4, 25, " in reasons["shape-actor"]
     assert "MAC mismatch" in reasons["junk-actor"]
+    assert f"{learner.spec.max_bytes + 1} bytes > the limit" in reasons["big-actor"]
+    big_record = next(d for d in dead if d["actor"] == b"big-actor")
+    assert len(big_record["data"]) == 64 << 10 and int(big_record["nbytes"]) > learner.spec.max_bytes
     assert "fields" in reasons[""]
     assert transport.counts("dead_letters")["nan-actor"] == 1
     assert transport.queue_length() == 0 and transport.pending_count() == 0
