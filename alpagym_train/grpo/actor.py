@@ -26,6 +26,10 @@ from alpagym_train.threads import pin_torch_threads
 from alpagym_train.transport import BadPayload, Transport, TransportError
 
 
+class NoRun(RuntimeError):
+    """The run to join did not appear, stopped before it started, or is ambiguous."""
+
+
 def join_run(
     url: str, run_id: str, timeout_s: float, timeout_conn_s: float = 2.0, secret: bytes = b""
 ) -> Transport:
@@ -33,7 +37,7 @@ def join_run(
 
     Raises:
         TransportError: Redis is unreachable.
-        RuntimeError: No run appeared within `timeout_s`, or several runs are there and none was named.
+        NoRun: No run appeared within `timeout_s`, or several runs are there and none was named.
     """
     if run_id:
         return Transport(url, run_id, timeout_s=timeout_conn_s, secret=secret)
@@ -41,11 +45,11 @@ def join_run(
     deadline = time.monotonic() + timeout_s
     while not (runs := probe.runs()):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no run appeared on the server within {timeout_s:g} s")
+            raise NoRun(f"no run appeared on the server within {timeout_s:g} s")
         time.sleep(0.2)
     probe.close()
     if len(runs) > 1:
-        raise RuntimeError(f"the server holds several runs {runs}: choose one with redis.run_id=...")
+        raise NoRun(f"the server holds several runs {runs}: choose one with redis.run_id=...")
     return Transport(url, runs[0], timeout_s=timeout_conn_s, secret=secret)
 
 
@@ -53,13 +57,9 @@ def _wait_for_spec(transport: Transport, timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     while (spec := transport.read_spec()) is None:
         if transport.stop_reason() is not None:
-            raise RuntimeError(
-                f"run {transport.run_id!r} stopped before it started: {transport.stop_reason()}"
-            )
+            raise NoRun(f"run {transport.run_id!r} stopped before it started: {transport.stop_reason()}")
         if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"run {transport.run_id!r}: the learner published no spec within {timeout_s:g} s"
-            )
+            raise NoRun(f"run {transport.run_id!r}: the learner published no spec within {timeout_s:g} s")
         time.sleep(0.2)
     return spec
 
@@ -94,7 +94,7 @@ def run_actor(cfg: GRPORunConfig, url: str, run_id: str, index: int = 0, restart
     except TransportError as e:
         print(f"actor {actor_id}: {e}; exiting", file=sys.stderr, flush=True)
         return ExitCode.REDIS_LOST
-    except RuntimeError as e:
+    except NoRun as e:
         print(f"actor {actor_id}: {e}", file=sys.stderr, flush=True)
         return ExitCode.CONFIG
     except KeyboardInterrupt:
