@@ -148,6 +148,8 @@ class Transport:
                  secret: bytes = b"") -> None:  # fmt: skip
         if keep_versions < 1:
             raise ValueError(f"keep_versions must be >= 1, got {keep_versions}")
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]*", run_id):
+            raise ValueError(f"redis.run_id={run_id!r}: use letters, digits, '_', '.' and '-' only")
         self.url = url
         self.run_id = run_id
         self.keep_versions = keep_versions

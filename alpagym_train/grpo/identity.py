@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -24,8 +25,10 @@ SECRET_FILE = "run_secret"
 
 
 def new_run_id(run_dir: str | Path) -> str:
-    """A fresh unique run id: the run directory's name and 8 random hex digits."""
-    return f"{Path(run_dir).resolve().name}-{secrets.token_hex(4)}"
+    """A fresh unique run id: the run directory's name (other characters than letters, digits, '_', '.'
+    and '-' replaced by '_') and 8 random hex digits."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(run_dir).resolve().name)
+    return f"{name}-{secrets.token_hex(4)}"
 
 
 def run_id_for(cfg) -> str:

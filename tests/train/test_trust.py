@@ -251,6 +251,12 @@ def test_fresh_runs_get_unique_ids_and_resume_reuses_its_own(tmp_path):
     assert run_id_for(from_plain({"run_dir": str(tmp_path / "grpo"), "resume": str(tmp_path / "grpo")})) == a
 
 
+def test_run_ids_cannot_reach_into_other_namespaces(redis_server):
+    for bad in ("a:b", "run*", "x y"):
+        with pytest.raises(ValueError, match="letters, digits"):
+            Transport(redis_server.url, bad)
+
+
 def test_a_live_run_cannot_be_taken_and_a_dead_runs_leftovers_are_cleared(groups, transport, redis_server):
     policy, batch = groups
     transport.claim_lease("other-host:1:abcd", ttl_s=30)  # a learner on another machine holds the run
