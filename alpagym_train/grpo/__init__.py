@@ -9,7 +9,8 @@ the ``env``, ``reward``, ``algorithm`` and ``topology`` groups beside it):
   applies the shared `GRPOUpdater.update`, publishes weights, logs, checkpoints and resumes
   (`checkpoint`);
 - `launch`: ``role=all``, a private redis-server, the learner and supervised actors on one machine;
-- `identity`: the run's unique id, its secret and the Redis password, passed privately.
+- `identity`: the run's unique id and lease, its secret and the Redis password, passed privately;
+- `preflight`: the checks run before any process starts.
 
 Every process exits with an `alpagym_train.exit_codes.ExitCode`.
 """

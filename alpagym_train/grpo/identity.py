@@ -7,6 +7,7 @@
   else ``{run_dir}/run_secret`` (created 0600 by the learner of a fresh run). Actors on other machines
   are given it out of band (copy the file, or set the variable); it never appears on a command line.
 - A Redis password may come from ``ALPAGYM_REDIS_PASSWORD`` instead of the URL, to keep it out of argv.
+- The learner of a live run holds its lease (`take_run`): no second learner takes the run's keys.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from alpagym_train.transport import Transport
 
 SECRET_ENV = "ALPAGYM_RUN_SECRET"
 PASSWORD_ENV = "ALPAGYM_REDIS_PASSWORD"
@@ -108,3 +114,56 @@ def with_password(url: str) -> str:
     return urlunsplit(
         parts._replace(netloc=f"{parts.username or ''}:{quote(password, safe='')}@{parts.netloc}")
     )
+
+
+class RunInUse(Exception):
+    """Another live learner holds the run's keys."""
+
+
+def take_run(transport: Transport, resumed: bool, ttl_s: float) -> str:
+    """Takes the run's lease; a fresh run first clears what a dead run of the same id left behind.
+
+    Args:
+        transport: The run's `Transport`.
+        resumed: A resumed run keeps its keys (pending groups, weights); a fresh one clears them.
+        ttl_s: Lifetime of the lease unless renewed.
+
+    Returns:
+        The lease owner token (``host:pid:random``).
+
+    Raises:
+        RunInUse: A live learner holds the run.
+    """
+    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    ttl = ttl_s
+    holder = transport.claim_lease(owner, ttl)
+    if holder is not None:
+        if lease_is_live(holder):
+            raise RunInUse(
+                f"run {transport.run_id!r} is in use by the learner {holder.rsplit(':', 1)[0]} on this "
+                "Redis; pick another redis.run_id (or wait for it to finish)"
+            )
+        transport.release_lease(holder)  # its learner died on this machine: take the run over
+        transport.claim_lease(owner, ttl)
+    if not resumed:
+        transport.clear()  # a dead run's leftover groups, spec and stop key are not this run's
+        transport.claim_lease(owner, ttl)
+    return owner
+
+
+def lease_is_live(holder: str) -> bool:
+    """Whether the learner holding a lease (``host:pid:token``) may still run: a learner on another
+    machine always may; one on this machine while its process exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    return host != socket.gethostname() or not pid.isdigit() or _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -21,8 +21,8 @@ import time
 
 from alpagym_train.exit_codes import ExitCode, describe
 from alpagym_train.grpo.config import GRPORunConfig, from_plain
-from alpagym_train.grpo.identity import ensure_secret, record_run_id, run_id_for
-from alpagym_train.grpo.learner import lease_is_live, preflight
+from alpagym_train.grpo.identity import ensure_secret, lease_is_live, record_run_id, run_id_for
+from alpagym_train.grpo.preflight import preflight
 
 POLL_S = 0.2
 GRACE_S = 30.0

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import secrets
 import socket
 import sys
 import time
@@ -41,9 +40,10 @@ from tqdm import tqdm
 
 from alpagym_train.algorithm import GRPOUpdater
 from alpagym_train.exit_codes import ExitCode
-from alpagym_train.grpo.checkpoint import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
+from alpagym_train.grpo.checkpoint import TrainerState, load_checkpoint, save_checkpoint
 from alpagym_train.grpo.config import GRPORunConfig
-from alpagym_train.grpo.identity import record_run_id
+from alpagym_train.grpo.identity import RunInUse, record_run_id, take_run
+from alpagym_train.grpo.preflight import preflight
 from alpagym_train.policy import GaussianPolicy, load, save
 from alpagym_train.rollout import GroupBatch
 from alpagym_train.rundir import RunLogger
@@ -62,10 +62,6 @@ class StopRequested(Exception):
 
 class NoActors(Exception):
     """No actor was alive and no entry arrived for ``learner.actor_timeout_s``."""
-
-
-class RunInUse(Exception):
-    """Another live learner holds the run's keys."""
 
 
 def concat_groups(batches: list[GroupBatch]) -> GroupBatch:
@@ -313,34 +309,6 @@ class Learner:
         return s
 
 
-def preflight(cfg: GRPORunConfig) -> None:
-    """Checks, before any process starts, what would otherwise fail inside one, with clear errors.
-
-    Raises:
-        FileNotFoundError: ``learner.init`` or ``resume`` names no checkpoint.
-        ValueError: An env, reward or algorithm setting is invalid; the policy to train does not fit the
-            env's observation or action size; ``algorithm.entropy_coef`` cannot act.
-    """
-    cfg.env_config(), cfg.reward_terms()
-    grpo = cfg.grpo_config()
-    if cfg.resume:
-        path = resolve_checkpoint(cfg.resume) / "policy.safetensors"
-    elif not Path(cfg.learner.init).is_file():
-        raise FileNotFoundError(
-            f"learner.init={cfg.learner.init}: no such checkpoint; train one with "
-            "`python -m alpagym_train.bc` or point learner.init at a .safetensors policy"
-        )
-    else:
-        path = Path(cfg.learner.init)
-    policy, _ = load(path)
-    _check_policy_fits(policy, cfg.plain()["env"], cfg.reward_terms(), path)
-    if grpo.entropy_coef != 0 and not grpo.learn_std and not policy.config.state_dependent_std:
-        raise ValueError(
-            f"algorithm.entropy_coef={grpo.entropy_coef:g} cannot act: with algorithm.learn_std=false and a "
-            "state-independent std the entropy is a constant; set algorithm.learn_std=true or entropy_coef=0"
-        )
-
-
 def _initial(cfg: GRPORunConfig) -> tuple[GaussianPolicy, dict, TrainerState, bool]:
     """The policy, sidecar and state to start from: a checkpoint (resume) or the init policy."""
     if cfg.resume:
@@ -356,65 +324,6 @@ def _initial(cfg: GRPORunConfig) -> tuple[GaussianPolicy, dict, TrainerState, bo
         set_log_std(policy, cfg.learner.log_std)
     torch.manual_seed(cfg.learner.seed)
     return policy, meta, TrainerState(), False
-
-
-def _check_policy_fits(policy: GaussianPolicy, env_kwargs: dict, reward: list, path: Path) -> None:
-    """Raises a clear error when the checkpoint's observation or action size does not fit the env."""
-    from alpagym_train.rollout import make_group_env
-
-    env = make_group_env(1, 1, reward=reward, **env_kwargs)
-    obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
-    env.close()
-    if (policy.config.obs_dim, policy.config.act_dim) != (obs_dim, act_dim):
-        raise ValueError(
-            f"{path}: the policy takes {policy.config.obs_dim} observations and gives "
-            f"{policy.config.act_dim} actions, the env has {obs_dim} and {act_dim}: train the init "
-            "checkpoint with the same env settings (action_type, obs)"
-        )
-
-
-def _take_run(cfg: GRPORunConfig, transport: Transport, resumed: bool) -> str:
-    """Takes the run's lease; a fresh run first clears what a dead run of the same id left behind.
-
-    Returns:
-        The lease owner token.
-
-    Raises:
-        RunInUse: A live learner holds the run.
-    """
-    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-    ttl = LEASE_S + cfg.redis.timeout_s
-    holder = transport.claim_lease(owner, ttl)
-    if holder is not None:
-        if lease_is_live(holder):
-            raise RunInUse(
-                f"run {transport.run_id!r} is in use by the learner {holder.rsplit(':', 1)[0]} on this "
-                "Redis; pick another redis.run_id (or wait for it to finish)"
-            )
-        transport.release_lease(holder)  # its learner died on this machine: take the run over
-        transport.claim_lease(owner, ttl)
-    if not resumed:
-        transport.clear()  # a dead run's leftover groups, spec and stop key are not this run's
-        transport.claim_lease(owner, ttl)
-    return owner
-
-
-def lease_is_live(holder: str) -> bool:
-    """Whether the learner holding a lease (``host:pid:token``) may still run: a learner on another
-    machine always may; one on this machine while its process exists."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    return host != socket.gethostname() or not pid.isdigit() or _alive(int(pid))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_learner(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes = b"") -> int:
@@ -446,7 +355,7 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes = b"") 
         transport = Transport(
             url, run_id, keep_versions=cfg.redis.keep_versions, timeout_s=cfg.redis.timeout_s, secret=secret
         )
-        owner = _take_run(cfg, transport, resumed)
+        owner = take_run(transport, resumed, LEASE_S + cfg.redis.timeout_s)
         record_run_id(cfg.run_dir, run_id)
         logger = RunLogger(
             cfg.run_dir, cfg.plain(), append=resumed, keep_until=state.update if resumed else None

@@ -22,9 +22,10 @@ torch = pytest.importorskip("torch")
 from alpagym_train.exit_codes import ExitCode, describe  # noqa: E402
 from alpagym_train.grpo.checkpoint import TrainerState  # noqa: E402
 from alpagym_train.grpo.config import GRPORunConfig, from_plain  # noqa: E402
-from alpagym_train.grpo.identity import record_run_id, run_id_for  # noqa: E402
+from alpagym_train.grpo.identity import RunInUse, record_run_id, run_id_for, take_run  # noqa: E402
 from alpagym_train.grpo.launch import RestartBudget  # noqa: E402
-from alpagym_train.grpo.learner import Learner, NoActors, RunInUse, _take_run, preflight  # noqa: E402
+from alpagym_train.grpo.learner import Learner, NoActors  # noqa: E402
+from alpagym_train.grpo.preflight import preflight  # noqa: E402
 from alpagym_train.policy import GaussianPolicy, PolicyConfig, save  # noqa: E402
 from alpagym_train.redis_server import RedisServer  # noqa: E402
 from alpagym_train.rollout import make_group_env  # noqa: E402
@@ -261,11 +262,11 @@ def test_a_live_run_cannot_be_taken_and_a_dead_runs_leftovers_are_cleared(groups
     policy, batch = groups
     transport.claim_lease("other-host:1:abcd", ttl_s=30)  # a learner on another machine holds the run
     with pytest.raises(RunInUse, match="in use by the learner other-host:1"):
-        _take_run(_cfg(), transport, resumed=False)
+        take_run(transport, resumed=False, ttl_s=30)
     transport.release_lease("other-host:1:abcd")
     transport.push_group(batch, 0, "old-run-actor")  # a dead run of the same id left a group, a stop key
     transport.request_stop("done")
-    owner = _take_run(_cfg(), transport, resumed=False)
+    owner = take_run(transport, resumed=False, ttl_s=30)
     assert transport.queue_length() == 0 and transport.stop_reason() is None
     assert (
         transport.lease_holder() == owner
