@@ -3,7 +3,7 @@
 This is the only module of AlpaGym that imports `redis`. Every key lives under ``alpagym:{run_id}:``:
 
 - ``weights:version`` the latest published version; ``weights:blob:{v}`` its safetensors bytes;
-  ``weights:meta:{v}`` JSON ``{version, sha256, nbytes, tensors: {name: {dtype, shape}}}``;
+  ``weights:meta:{v}`` JSON ``{version, mac, nbytes, tensors: {name: {dtype, shape}}}``;
   ``weights:versions`` a sorted set of the versions kept (the last ``keep_versions``);
   ``weights:hint`` a Pub/Sub channel announcing each new version.
 - ``rollouts`` a stream, one entry per pushed `GroupBatch`, read by the consumer group ``learner``.
