@@ -237,3 +237,21 @@ def test_all_actors_dead_makes_the_learner_checkpoint_and_exit(own_redis_server,
     assert "actor 0: killed by SIGKILL; restart budget of 0 per 60 s used up" in err
     assert "no live actor and no rollout group for 4 s" in err and "learner: exit 4 (NO_ACTORS)" in err
     assert (run / "checkpoints" / "latest").is_file() and "Traceback" not in err
+
+
+def test_a_10_s_redis_stall_is_ridden_out(own_redis_server, init_policy, tmp_path):
+    run = tmp_path / "run"
+    args = [f"learner.init={init_policy}", f"run_dir={run}", "learner.updates=1000", "actors.num=1"]
+    proc = _start(SMALL + [*args, f"redis.url={own_redis_server.url}"], tmp_path)
+    _wait_for(lambda: len(_updates(run)) >= 1, 120, "an update", proc)
+    os.kill(own_redis_server.pid, signal.SIGSTOP)  # Redis hangs: every call of every process blocks
+    try:
+        time.sleep(10)
+    finally:
+        os.kill(own_redis_server.pid, signal.SIGCONT)
+    done = len(_updates(run))
+    _wait_for(lambda: len(_updates(run)) >= done + 2, 60, "two updates after the stall", proc)
+    proc.send_signal(signal.SIGTERM)
+    code, out, err = _finish(proc, timeout=90)
+    assert code == 130, err[-3000:]
+    assert "cannot reach Redis" not in err and "replacing it" not in err  # nobody gave up or died
