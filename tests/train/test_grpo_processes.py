@@ -255,3 +255,15 @@ def test_a_10_s_redis_stall_is_ridden_out(own_redis_server, init_policy, tmp_pat
     code, out, err = _finish(proc, timeout=90)
     assert code == 130, err[-3000:]
     assert "cannot reach Redis" not in err and "replacing it" not in err  # nobody gave up or died
+
+
+def test_a_killed_learner_is_reported_by_its_signal(own_redis_server, init_policy, tmp_path):
+    run = tmp_path / "run"
+    args = [f"learner.init={init_policy}", f"run_dir={run}", "learner.updates=1000", "actors.num=1"]
+    proc = _start(SMALL + [*args, f"redis.url={own_redis_server.url}"], tmp_path)
+    _wait_for(lambda: len(_updates(run)) >= 1, 120, "an update", proc)
+    t = Transport(own_redis_server.url, (run / "run_id").read_text().strip())
+    os.kill(int(t.lease_holder().split(":")[1]), signal.SIGKILL)
+    code, out, err = _finish(proc, timeout=90)
+    assert code == 1 and "learner: killed by SIGKILL" in err, err[-3000:]  # ExitCode.CRASH, not 247
+    assert t.stop_reason().startswith("the learner stopped (killed by SIGKILL)")  # the actors were told
