@@ -1,12 +1,15 @@
 """A private `redis-server` on a free loopback port, for `role=all` runs and the tests.
 
 The server is bound to 127.0.0.1, keeps nothing on disk (no RDB snapshots, no AOF) and lives in its own
-temporary directory, which is removed when it stops. It stops on context exit, on `stop()`, or at
-interpreter exit if the owner forgot. It runs in its own session so that a Ctrl-C in the terminal reaches
-the trainer processes, which then shut down while Redis is still there, and not Redis itself.
+temporary directory, which is removed when it stops. It requires a password (random unless given),
+written only to its 0600 config file, never to a command line; and its admin commands that could
+rewrite files, wipe the data or stop it (`DISABLED_COMMANDS`) are disabled with ``rename-command``.
+It stops on context exit, on `stop()`, or at interpreter exit if the owner forgot. It runs in its own
+session so that a Ctrl-C in the terminal reaches the trainer processes, which then shut down while
+Redis is still there, and not Redis itself.
 
-This module talks to the server through a raw socket (a RESP ``PING``) and does not import `redis`:
-`alpagym_train.transport` is the only Redis client.
+Readiness is checked with `alpagym_train.transport.ping` (imported when needed): `alpagym_train.transport`
+is the only Redis client.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -33,30 +37,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _resp(*args: str) -> bytes:
-    """One command in the Redis wire protocol (RESP array of bulk strings)."""
-    out = [f"*{len(args)}\r\n".encode()]
-    for a in args:
-        b = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
+DISABLED_COMMANDS = (
+    "CONFIG", "FLUSHALL", "FLUSHDB", "DEBUG", "SHUTDOWN", "MODULE", "REPLICAOF", "SLAVEOF", "SAVE",
+    "BGSAVE", "BGREWRITEAOF", "ACL", "MIGRATE", "FAILOVER",
+)  # fmt: skip
 
 
 def _answers_ping(port: int, password: str | None) -> bool:
-    """True when the server on `port` answers PING with PONG (authenticating first if needed)."""
-    request = (_resp("AUTH", password) if password else b"") + _resp("PING")
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(request)
-            reply = b""
-            while b"PONG" not in reply and b"-" not in reply and len(reply) < 256:
-                chunk = s.recv(256)
-                if not chunk:
-                    break
-                reply += chunk
-            return b"+PONG" in reply
-    except OSError:
-        return False
+    """True when the server on `port` answers PING (authenticating first if needed)."""
+    from alpagym_train.transport import ping
+
+    auth = f":{password}@" if password else ""
+    return ping(f"redis://{auth}127.0.0.1:{port}/0", timeout_s=0.5)
 
 
 def find_redis_server(binary: str = "redis-server") -> str | None:
@@ -81,7 +73,8 @@ class RedisServer:
 
     Args:
         port: TCP port; None picks a free one (retried on a port race).
-        password: If set, clients must authenticate (``redis://:password@127.0.0.1:port/0``).
+        password: Clients must authenticate with it (``redis://:password@127.0.0.1:port/0``); None picks
+            a random one (see `url`).
         binary: The redis-server executable (name on PATH or a path).
         startup_timeout_s: How long to wait for the first PONG before giving up.
     """
@@ -94,7 +87,7 @@ class RedisServer:
         startup_timeout_s: float = 5.0,
     ) -> None:
         self.port = port
-        self.password = password
+        self.password = password if password is not None else secrets.token_urlsafe(24)
         self.binary = binary
         self.startup_timeout_s = startup_timeout_s
         self._proc: subprocess.Popen | None = None
@@ -162,6 +155,7 @@ class RedisServer:
             f"dir {self._dir}",
             "daemonize no",
             'logfile ""',
+            *(f'rename-command {c} ""' for c in DISABLED_COMMANDS),
         ]
         if self.password:
             lines.append(f"requirepass {self.password}")  # in a 0600 file, not on the command line

@@ -28,6 +28,8 @@ class RunLogger:
             existing one alone (e.g. a resumed run).
         tensorboard: Also write TensorBoard event files under ``tb/``.
         append: Append to an existing ``metrics.jsonl`` (resume) instead of starting it anew.
+        keep_until: With `append`, first drop the records of steps after this one (those a resumed run
+            is about to redo), from the JSONL and from TensorBoard.
     """
 
     def __init__(
@@ -36,18 +38,26 @@ class RunLogger:
         config: Mapping[str, Any] | None = None,
         tensorboard: bool = True,
         append: bool = False,
+        keep_until: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.checkpoints = self.run_dir / "checkpoints"
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         if config is not None:
             write_config(self.run_dir / "config.yaml", config)
-        self._jsonl = open(self.run_dir / "metrics.jsonl", "a" if append else "w")  # noqa: SIM115
+        path = self.run_dir / "metrics.jsonl"
+        if append and keep_until is not None and path.is_file():
+            kept = [line for line in path.read_text().splitlines(keepends=True) if _step(line) <= keep_until]
+            tmp = path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(kept))
+            tmp.replace(path)
+        self._jsonl = open(path, "a" if append else "w")  # noqa: SIM115
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+            purge = keep_until + 1 if append and keep_until is not None else None
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
 
     def log(self, step: int, record: Mapping[str, Any]) -> None:
         """Appends ``{"step": step, **record}`` to the JSONL and every finite number to TensorBoard."""
@@ -69,6 +79,14 @@ class RunLogger:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _step(line: str) -> float:
+    """The ``step`` of one JSONL record (a torn or unreadable line counts as after every step)."""
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def write_config(path: Path, config: Mapping[str, Any]) -> None:

@@ -3,15 +3,25 @@
 This is the only module of AlpaGym that imports `redis`. Every key lives under ``alpagym:{run_id}:``:
 
 - ``weights:version`` the latest published version; ``weights:blob:{v}`` its safetensors bytes;
-  ``weights:meta:{v}`` JSON ``{version, sha256, nbytes, tensors: {name: {dtype, shape}}}``;
+  ``weights:meta:{v}`` JSON ``{version, mac, nbytes, tensors: {name: {dtype, shape}}}``;
   ``weights:versions`` a sorted set of the versions kept (the last ``keep_versions``);
   ``weights:hint`` a Pub/Sub channel announcing each new version.
 - ``rollouts`` a stream, one entry per pushed `GroupBatch`, read by the consumer group ``learner``.
   Entries are deleted when acknowledged, so the stream length is the queue length (unread + in flight).
-- ``actor:{actor_id}`` heartbeat keys with a TTL.
+  Every entry is validated where it is read (`alpagym_train.wire.decode_group`); a bad one is
+  acknowledged and moved to the ``rollouts:dead`` stream (with the reason and the actor's id) and
+  counted per actor in ``count:dead_letters``, never returned.
+- ``actor:{actor_id}`` heartbeat keys with a TTL; ``learner`` the learner's lease (a TTL key holding
+  its owner token): a run with a live lease is in use, and no second learner may take its keys.
+- ``spec`` the run spec, ``stop`` a stop request.
 
-Payloads are safetensors (weights) and a msgpack header plus raw ``ndarray.tobytes()`` (rollouts); never
-pickle, so a peer can only send data, not code.
+Payloads are safetensors (weights and rollouts, see `alpagym_train.wire`); never pickle, so a peer can
+only send data, not code. Weight blobs and rollout entries carry an HMAC-SHA256 under the run secret,
+so a client that reaches Redis without the secret can neither publish weights nor inject rollouts.
+
+Redis stalls shorter than ``timeout_s`` are ridden out: a read waits up to ``timeout_s`` for its
+reply, and a refused or reset connection is retried with exponential backoff until ``timeout_s`` has
+passed since the command began; only then does a call raise `TransportError`.
 
 Run ``python -m alpagym_train.transport`` to measure weight publish+fetch latency on a private server
 (`weight_sync_latency`).
@@ -19,50 +29,69 @@ Run ``python -m alpagym_train.transport`` to measure weight publish+fetch latenc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import msgpack
 import numpy as np
 import redis
-from redis._parsers import Encoder
-from redis.backoff import NoBackoff
-from redis.connection import PythonRespSerializer
+from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from alpagym_train.rollout import GroupBatch
+from alpagym_train.wire import BadEntry, ReceivedGroup, RolloutSpec, decode_group, encode_group, mac, verify
+from alpagym_train.wire import safetensors_header as _header
 
-WIRE_FORMAT = 1
 CONSUMER_GROUP = "learner"
-_ARRAY_FIELDS = tuple(f.name for f in fields(GroupBatch) if f.name != "policy_version")
+DEAD_LETTER_MAXLEN = 256  # the dead-letter stream keeps about this many entries
+DEAD_LETTER_FIELD_BYTES = 64 << 10  # and of each field of a rejected entry its first 64 KiB
+_SUPPORTED = (redis.ConnectionError, redis.TimeoutError, TimeoutError, ConnectionError, OSError)
 
 
 class TransportError(RuntimeError):
     """Redis is unreachable, or a payload read from it is invalid."""
 
 
-@dataclass
-class ReceivedGroup:
-    """One stream entry, decoded.
+class BadPayload(TransportError):
+    """A payload read from Redis fails its MAC or shape check (Redis itself is fine)."""
 
-    Attributes:
-        entry_id: Stream entry id, to `Transport.ack` once the batch is used.
-        batch: The groups, with ``batch.policy_version`` the behaviour policy version.
-        actor_id: Actor that pushed them.
-        sent_at: Actor's wall-clock time (s since the epoch) when it pushed them.
-    """
 
-    entry_id: str
-    batch: GroupBatch
-    actor_id: str
-    sent_at: float
+class DeadlineRetry(Retry):
+    """redis-py's `Retry` with a time budget: connection failures are retried with exponential backoff
+    (50 ms doubling to 1 s) until `budget_s` has passed since the command began, however many tries."""
+
+    def __init__(self, budget_s: float) -> None:
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), retries=-1, supported_errors=_SUPPORTED)
+        self.budget_s = budget_s
+
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        deadline, failures = time.monotonic() + self.budget_s, 0
+        backoff = ExponentialBackoff(cap=1.0, base=0.05)
+        while True:
+            try:
+                return do()
+            except _SUPPORTED as error:
+                if is_retryable and not is_retryable(error):
+                    raise
+                failures += 1
+                fail(error, failures) if with_failure_count else fail(error)
+                pause = backoff.compute(failures)
+                if time.monotonic() + pause >= deadline:
+                    raise
+                time.sleep(pause)
+
+
+def ping(url: str, timeout_s: float = 0.5) -> bool:
+    """True when the server at `url` answers PING (authenticating with the URL's password)."""
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s) as r:
+            return bool(r.ping())
+    except (redis.RedisError, OSError):
+        return False
 
 
 def redact(url: str) -> str:
@@ -81,15 +110,7 @@ def safetensors_summary(blob: bytes) -> dict[str, dict[str, Any]]:
     Raises:
         ValueError: `blob` is not a safetensors file.
     """
-    if len(blob) < 8:
-        raise ValueError(f"not a safetensors blob ({len(blob)} bytes)")
-    n = int.from_bytes(blob[:8], "little")
-    try:
-        header = json.loads(blob[8 : 8 + n])
-    except ValueError as e:
-        raise ValueError(f"not a safetensors blob: unreadable header ({e})") from e
-    if not isinstance(header, dict):
-        raise ValueError("not a safetensors blob: the header is not a JSON object")
+    header = _header(blob)
     return {
         k: {"dtype": v["dtype"], "shape": list(v["shape"])} for k, v in header.items() if k != "__metadata__"
     }
@@ -107,43 +128,6 @@ def _serialize_state_dict(state: Mapping[str, Any]) -> bytes:
     return save({k: v.detach().cpu().contiguous() for k, v in state.items()})
 
 
-def encode_group(batch: GroupBatch, policy_version: int, actor_id: str) -> dict[str, bytes]:
-    """The stream entry fields of `batch`: a msgpack ``header`` and one raw-bytes field per array."""
-    arrays = {name: np.ascontiguousarray(getattr(batch, name)) for name in _ARRAY_FIELDS}
-    header = {
-        "format": WIRE_FORMAT,
-        "policy_version": int(policy_version),
-        "actor_id": str(actor_id),
-        "sent_at": time.time(),
-        "scenario_ids": arrays["scenario_ids"].tolist(),
-        "scene_score": arrays["scene_score"].tolist(),
-        "arrays": {name: [a.dtype.str, list(a.shape)] for name, a in arrays.items()},
-    }
-    return {"header": msgpack.packb(header), **{name: a.tobytes() for name, a in arrays.items()}}
-
-
-def decode_group(entry_id: str, entry: Mapping[bytes, bytes]) -> ReceivedGroup:
-    """Inverse of `encode_group`.
-
-    Raises:
-        TransportError: Unknown wire format, or an array whose byte count does not match its header.
-    """
-    header = msgpack.unpackb(entry[b"header"])
-    if header.get("format") != WIRE_FORMAT:
-        raise TransportError(f"rollout entry {entry_id}: wire format {header.get('format')} != {WIRE_FORMAT}")
-    arrays = {}
-    for name, (dtype, shape) in header["arrays"].items():
-        raw = entry[name.encode()]
-        dt = np.dtype(dtype)
-        if len(raw) != dt.itemsize * int(np.prod(shape)):
-            raise TransportError(
-                f"rollout entry {entry_id}: array {name!r} has {len(raw)} bytes, not {dtype}{shape}"
-            )
-        arrays[name] = np.frombuffer(raw, dt).reshape(shape).copy()  # copy: writable, owns its memory
-    batch = GroupBatch(**arrays, policy_version=header["policy_version"])
-    return ReceivedGroup(entry_id, batch, header["actor_id"], header["sent_at"])
-
-
 class Transport:
     """The learner's and the actors' view of one run's shared state in Redis.
 
@@ -151,19 +135,26 @@ class Transport:
         url: ``redis://[[user]:password@]host:port/db``.
         run_id: Namespace of every key (``alpagym:{run_id}:...``).
         keep_versions: Weight versions kept in Redis (older blobs are deleted on publish).
-        timeout_s: Socket connect and read timeout; an unreachable server fails within about this long.
+        timeout_s: Longest Redis stall ridden out: a reply is awaited this long, and a lost connection
+            is retried with backoff for this long, before a call raises `TransportError`.
+        secret: The run secret (bytes) weights and rollouts are signed with; b'' signs with an empty key,
+            which checks integrity but not origin.
 
     Raises:
         TransportError: The server cannot be reached (checked with a PING at construction).
     """
 
-    def __init__(self, url: str, run_id: str, keep_versions: int = 3, timeout_s: float = 2.0) -> None:
+    def __init__(self, url: str, run_id: str, keep_versions: int = 3, timeout_s: float = 2.0,
+                 secret: bytes = b"") -> None:  # fmt: skip
         if keep_versions < 1:
             raise ValueError(f"keep_versions must be >= 1, got {keep_versions}")
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]*", run_id):
+            raise ValueError(f"redis.run_id={run_id!r}: use letters, digits, '_', '.' and '-' only")
         self.url = url
         self.run_id = run_id
         self.keep_versions = keep_versions
         self.timeout_s = timeout_s
+        self._secret = bytes(secret)
         self._prefix = f"alpagym:{run_id}:"
         self._group_ready = False
         try:
@@ -172,10 +163,7 @@ class Transport:
                 socket_connect_timeout=timeout_s,
                 socket_timeout=timeout_s,
                 socket_read_size=1 << 20,  # weight blobs are MBs: far fewer recv calls than 64 KiB reads
-                retry=Retry(NoBackoff(), 1),  # one immediate reconnect (an idle connection closed), no more
-                # hiredis' packer copies every argument into the command (1.7 ms per MB); redis-py's own
-                # sends arguments over 6 kB as buffers of their own (0.3 ms for a 1 MB SET).
-                command_packer=PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode),
+                retry=DeadlineRetry(timeout_s),
             )
         except ValueError as e:
             raise TransportError(f"invalid Redis URL {redact(url)}: {e}") from e
@@ -191,7 +179,7 @@ class Transport:
         """Turns connection failures into a `TransportError` naming the (redacted) URL."""
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError) as e:
+        except (redis.ConnectionError, redis.TimeoutError, TimeoutError, ConnectionError) as e:
             raise TransportError(f"cannot reach Redis at {redact(self.url)}: {e}") from e
         except redis.ResponseError as e:
             if str(e).startswith(("NOAUTH", "WRONGPASS")):
@@ -219,7 +207,8 @@ class Transport:
             version: Must not be lower than the latest published version.
 
         Returns:
-            The metadata written: ``{version, sha256, nbytes, tensors}``.
+            The metadata written: ``{version, mac, nbytes, tensors}``, ``mac`` the HMAC-SHA256 of the
+            version number and the blob under the run secret.
 
         Raises:
             ValueError: `version` goes backwards, or the bytes are not safetensors.
@@ -229,7 +218,7 @@ class Transport:
         blob = blob if blob is not None else _serialize_state_dict(weights)
         meta = {
             "version": int(version),
-            "sha256": hashlib.sha256(blob).hexdigest(),
+            "mac": mac(self._secret, b"%d:" % int(version), blob),
             "nbytes": len(blob),
             "tensors": safetensors_summary(blob),
         }
@@ -282,8 +271,8 @@ class Transport:
             ``(version, state_dict)``, or None when nothing newer than `if_newer_than` is published.
 
         Raises:
-            TransportError: The blob fails its sha256 or shape check (the message names the version and
-                the problem), or Redis is unreachable.
+            TransportError: The blob fails its MAC (corrupt, or not published with this run's secret) or
+                shape check (the message names the version and the problem), or Redis is unreachable.
         """
         for _ in range(5):  # the version may be trimmed between reading its number and its blob
             version = self.latest_version()
@@ -294,18 +283,20 @@ class Transport:
                     self.key("weights", "blob", version), self.key("weights", "meta", version)
                 )
             if blob is not None and meta is not None:
-                return version, self._decode_weights(version, blob, json.loads(meta), expected, framework)
+                return version, self._decode_weights(version, blob, meta, expected, framework)
         raise TransportError(f"weights version {version}: blob or metadata missing from Redis")
 
-    @staticmethod
     def _decode_weights(
-        version: int, blob: bytes, meta: dict, expected: Mapping[str, Any] | None, framework: str
+        self, version: int, blob: bytes, raw_meta: bytes, expected: Mapping[str, Any] | None, framework: str
     ) -> dict[str, Any]:
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != meta["sha256"]:
-            raise TransportError(
-                f"weights version {version}: checksum mismatch (sha256 {digest[:12]}..., "
-                f"published {meta['sha256'][:12]}...); the blob is corrupt"
+        try:
+            tag = json.loads(raw_meta)["mac"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise BadPayload(f"weights version {version}: unreadable metadata ({e})") from None
+        if not isinstance(tag, str) or not verify(self._secret, tag, b"%d:" % version, blob):
+            raise BadPayload(
+                f"weights version {version}: MAC mismatch; the blob is corrupt or was not published "
+                "with this run's secret"
             )
         if framework == "torch":
             from safetensors.torch import load
@@ -323,7 +314,7 @@ class Transport:
                     for k in set(got) | set(want)
                     if got.get(k) != want.get(k)
                 )
-                raise TransportError(f"weights version {version}: shape mismatch ({'; '.join(diff)})")
+                raise BadPayload(f"weights version {version}: shape mismatch ({'; '.join(diff)})")
         return state
 
     # ---- rollouts ------------------------------------------------------------------------------------
@@ -333,12 +324,12 @@ class Transport:
         return self.key("rollouts")
 
     def push_group(self, batch: GroupBatch, policy_version: int, actor_id: str) -> str:
-        """Appends `batch` (one or more complete groups) as ONE stream entry; returns its id.
+        """Appends `batch` (one or more complete groups) as ONE signed stream entry; returns its id.
 
         The same MULTI adds the groups to the ``pushed_groups`` counter of `actor_id` (see `counts`), so
         the count and the stream never disagree, whenever the actor dies.
         """
-        fields_ = encode_group(batch, policy_version, actor_id)
+        fields_ = encode_group(batch, policy_version, actor_id, self.run_id, self._secret)
         with self._reach(), self._r.pipeline(transaction=True) as pipe:
             pipe.xadd(self.stream, fields_)
             pipe.hincrby(self.key("count", "pushed_groups"), actor_id, len(batch.scenario_ids))
@@ -356,17 +347,25 @@ class Transport:
                 raise
         self._group_ready = True
 
-    def read_groups(self, consumer: str, count: int = 1, block_ms: int | None = None) -> list[ReceivedGroup]:
-        """Reads up to `count` new entries for `consumer` of the ``learner`` group.
+    def read_groups(self, consumer: str, spec: RolloutSpec, max_version: int, count: int = 1,
+                    block_ms: int | None = None) -> tuple[list[ReceivedGroup], list[BadEntry]]:  # fmt: skip
+        """Reads up to `count` new entries for `consumer` of the ``learner`` group, validated.
 
         Entries read stay pending (XPENDING) until `ack`; a consumer that dies before acking loses
-        nothing: `claim_pending` hands its entries to another.
+        nothing: `claim_pending` hands its entries to another. An entry that fails validation against
+        `spec` (see `alpagym_train.wire.decode_group`) is acknowledged and moved to the dead-letter stream
+        at once, and returned as a `BadEntry` for the caller to log.
 
         Args:
             consumer: Consumer name within the group (e.g. ``learner-0``).
+            spec: What a valid entry looks like.
+            max_version: The reader's weight version; entries claiming a newer one are rejected.
             count: Maximum number of entries.
             block_ms: Wait up to this long for an entry (None: do not wait). Long waits are split into
                 short XREADGROUP calls, so a vanished server is still noticed within `timeout_s`.
+
+        Returns:
+            The valid entries and the rejected ones.
         """
         deadline = time.monotonic() + (block_ms or 0) / 1000
         with self._reach():
@@ -385,14 +384,47 @@ class Transport:
                     continue
                 entries = reply[0][1] if reply else []
                 if entries or time.monotonic() >= deadline:
-                    return [decode_group(i.decode(), fields_) for i, fields_ in entries]
+                    return self._validate(entries, spec, max_version)
 
-    def claim_pending(self, consumer: str, min_idle_ms: int, count: int = 10) -> list[ReceivedGroup]:
-        """Takes over entries read but not acked by any consumer for at least `min_idle_ms` (XAUTOCLAIM)."""
+    def claim_pending(self, consumer: str, min_idle_ms: int, spec: RolloutSpec, max_version: int,
+                      count: int = 10) -> tuple[list[ReceivedGroup], list[BadEntry]]:  # fmt: skip
+        """Takes over entries read but not acked by any consumer for at least `min_idle_ms` (XAUTOCLAIM),
+        validated as `read_groups` does."""
         with self._reach():
             self._ensure_group()
             reply = self._r.xautoclaim(self.stream, CONSUMER_GROUP, consumer, min_idle_ms, count=count)
-        return [decode_group(i.decode(), f) for i, f in reply[1] if f is not None]
+        return self._validate([(i, f) for i, f in reply[1] if f is not None], spec, max_version)
+
+    def _validate(
+        self, entries, spec: RolloutSpec, max_version: int
+    ) -> tuple[list[ReceivedGroup], list[BadEntry]]:
+        good, bad = [], []
+        for raw_id, fields_ in entries:
+            entry_id = raw_id.decode()
+            try:
+                good.append(decode_group(entry_id, fields_, spec, self.run_id, self._secret, max_version))
+            except BadEntry as e:
+                self._dead_letter(entry_id, fields_, e)
+                bad.append(e)
+        return good, bad
+
+    @property
+    def dead_letters(self) -> str:
+        """The stream rejected entries are moved to: ``reason``, ``entry_id``, ``actor``, ``nbytes`` and
+        the first 64 KiB of each of the entry's fields (about the last `DEAD_LETTER_MAXLEN` are kept)."""
+        return self.key("rollouts", "dead")
+
+    def _dead_letter(self, entry_id: str, fields_: Mapping[bytes, bytes], error: BadEntry) -> None:
+        # The first bytes of each field are kept for inspection, not the whole entry: bounded memory.
+        record = {k: v[:DEAD_LETTER_FIELD_BYTES] for k, v in fields_.items()}
+        record |= {b"reason": error.reason, b"entry_id": entry_id, b"actor": error.actor_id}
+        record[b"nbytes"] = sum(len(v) for v in fields_.values())
+        with self._reach(), self._r.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.dead_letters, record, maxlen=DEAD_LETTER_MAXLEN, approximate=True)
+            pipe.hincrby(self.key("count", "dead_letters"), error.actor_id or "?", 1)
+            pipe.xack(self.stream, CONSUMER_GROUP, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            pipe.execute()
 
     def ack(self, entry_ids: Sequence[str]) -> int:
         """Acknowledges and deletes used entries (XACK + XDEL in one MULTI); returns how many were acked."""
@@ -459,27 +491,90 @@ class Transport:
         """Sorted ids of the actors whose heartbeat has not expired."""
         prefix = self.key("actor", "")
         with self._reach():
-            keys = self._r.scan_iter(match=re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*", count=1000)
+            keys = self._r.scan_iter(match=_escape(prefix) + "*", count=1000)
             return sorted(k.decode()[len(prefix) :] for k in keys)
 
     # ---- run control -------------------------------------------------------------------------------
 
     def publish_spec(self, spec: Mapping[str, Any]) -> None:
-        """Writes the run spec actors build their env and policy from (``spec`` key, JSON)."""
+        """Writes the run spec actors build their env and policy from (``spec`` key: JSON, then a
+        newline and its HMAC under the run secret)."""
+        body = json.dumps(spec).encode()
         with self._reach():
-            self._r.set(self.key("spec"), json.dumps(spec))
+            self._r.set(self.key("spec"), body + b"\n" + mac(self._secret, body).encode())
 
     def read_spec(self) -> dict[str, Any] | None:
-        """The run spec, None before the learner published it."""
+        """The run spec, None before the learner published it.
+
+        Raises:
+            BadPayload: The spec is not signed with the run secret, or unreadable.
+        """
         with self._reach():
             raw = self._r.get(self.key("spec"))
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        body, _, tag = raw.rpartition(b"\n")
+        if not verify(self._secret, tag, body):
+            raise BadPayload(f"run {self.run_id!r}: the run spec is not signed with this run's secret")
+        return json.loads(body)
 
     def runs(self) -> list[str]:
-        """Run ids with a published spec on this server (any namespace)."""
+        """Ids of the live runs on this server: those whose learner holds its lease."""
         with self._reach():
-            keys = self._r.scan_iter(match="alpagym:*:spec", count=1000)
-            return sorted(k.decode()[len("alpagym:") : -len(":spec")] for k in keys)
+            keys = self._r.scan_iter(match="alpagym:*:learner", count=1000)
+            return sorted(k.decode()[len("alpagym:") : -len(":learner")] for k in keys)
+
+    def claim_lease(self, owner: str, ttl_s: float) -> str | None:
+        """Takes the run's learner lease for `owner` unless another owner holds it.
+
+        Returns:
+            None when `owner` now holds the lease, else the other owner's token.
+        """
+        with self._reach():
+            if self._r.set(self.key("learner"), owner, nx=True, px=max(1, int(ttl_s * 1000))):
+                return None
+            holder = self._r.get(self.key("learner"))
+        if holder is None:  # expired in between
+            return self.claim_lease(owner, ttl_s)
+        holder = holder.decode()
+        if holder == owner:
+            self.renew_lease(owner, ttl_s)
+            return None
+        return holder
+
+    def lease_holder(self) -> str | None:
+        """The owner token of the run's learner lease, None when no learner holds it."""
+        with self._reach():
+            raw = self._r.get(self.key("learner"))
+        return None if raw is None else raw.decode()
+
+    def renew_lease(self, owner: str, ttl_s: float) -> None:
+        """Extends the learner lease of `owner` by `ttl_s` from now."""
+        with self._reach():
+            self._r.set(self.key("learner"), owner, px=max(1, int(ttl_s * 1000)))
+
+    def release_lease(self, owner: str) -> None:
+        """Gives the lease up if `owner` holds it (the run is no longer live)."""
+        with self._reach():
+            if self._r.get(self.key("learner")) == owner.encode():
+                self._r.delete(self.key("learner"))
+
+    def has_keys(self) -> bool:
+        """True when any key of this run's namespace exists (an earlier run left them)."""
+        with self._reach():
+            return next(self._r.scan_iter(match=self._match_all(), count=1000), None) is not None
+
+    def clear(self) -> int:
+        """Deletes every key of this run's namespace; returns how many."""
+        with self._reach():
+            keys = list(self._r.scan_iter(match=self._match_all(), count=1000))
+            if keys:
+                self._r.delete(*keys)
+        self._group_ready = False
+        return len(keys)
+
+    def _match_all(self) -> str:
+        return _escape(self._prefix) + "*"
 
     def request_stop(self, reason: str) -> None:
         """Asks every process of the run to finish (actors exit after their current group)."""
@@ -503,6 +598,11 @@ class Transport:
             return {k.decode(): int(v) for k, v in self._r.hgetall(self.key("count", name)).items()}
 
 
+def _escape(prefix: str) -> str:
+    """`prefix` with the glob characters of a SCAN pattern escaped."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", prefix)
+
+
 def weight_sync_latency(sizes_mb=(0.1, 1.0, 10.0), repeats: int = 20) -> list[dict[str, float]]:
     """Median publish and fetch times of float32 weights of each size, on a private redis-server.
 
@@ -515,7 +615,7 @@ def weight_sync_latency(sizes_mb=(0.1, 1.0, 10.0), repeats: int = 20) -> list[di
 
     rows = []
     with RedisServer() as server:
-        t = Transport(server.url, run_id="latency")
+        t = Transport(server.url, run_id="latency", secret=b"\x01" * 32)
         version = 0
         for mb in sizes_mb:
             state = {"w": torch.randn(int(mb * 1e6 / 4))}

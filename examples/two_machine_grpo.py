@@ -2,14 +2,15 @@
 
 On real machines (a shared redis-server reachable from all of them, e.g. on the learner's host)::
 
-    # machine A: Redis and the learner
-    redis-server --bind 0.0.0.0 --requirepass s3cret --save "" --appendonly no
-    python -m alpagym_train.grpo topology=learner redis.url=redis://:s3cret@hostA:6379/0 \\
+    # machine A: Redis (password in its 0600 config file) and the learner; the password and the run
+    # secret travel in environment variables or files, never on a command line
+    export ALPAGYM_REDIS_PASSWORD=... ALPAGYM_RUN_SECRET=$(openssl rand -hex 32)
+    python -m alpagym_train.grpo topology=learner redis.url=redis://hostA:6379/0 \\
         redis.run_id=highway-grpo learner.init=runs/bc/policy.safetensors
 
     # machines B, C, ...: as many actors as they have cores for (the env, reward, scenes, group size
-    # and policy architecture come from the learner through Redis)
-    python -m alpagym_train.grpo topology=actor redis.url=redis://:s3cret@hostA:6379/0
+    # and policy architecture come from the learner through Redis), given the same two variables
+    python -m alpagym_train.grpo topology=actor redis.url=redis://hostA:6379/0
 
 This script plays all the parts on one machine: it starts a password-protected redis-server, trains a
 BC policy on the smoke suite, starts the learner, then two actors in separate working directories
@@ -21,6 +22,8 @@ Run: ``python examples/two_machine_grpo.py --quick``.
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import subprocess
 import sys
 from collections import Counter
@@ -31,9 +34,10 @@ from alpagym_train.redis_server import RedisServer
 from alpagym_train.rundir import read_metrics
 
 
-def grpo(*overrides: str, cwd: Path) -> subprocess.Popen:
-    """`python -m alpagym_train.grpo *overrides` as a child process in `cwd`."""
-    return subprocess.Popen([sys.executable, "-m", "alpagym_train.grpo", *overrides], cwd=cwd, text=True)
+def grpo(*overrides: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`python -m alpagym_train.grpo *overrides` as a child process in `cwd`, with `env` added."""
+    cmd = [sys.executable, "-m", "alpagym_train.grpo", *overrides]
+    return subprocess.Popen(cmd, cwd=cwd, text=True, env={**os.environ, **env})
 
 
 def main() -> None:
@@ -57,14 +61,16 @@ def main() -> None:
     )
     print(f"BC policy -> {bc}")
 
-    with RedisServer(password="s3cret") as server:  # stands in for the shared server on machine A
-        url = server.url
-        print(f"shared Redis: {url.replace('s3cret', '***')}")
+    with RedisServer() as server:  # stands in for the shared server on machine A (random password)
+        url = f"redis://127.0.0.1:{server.port}/0"
+        print(f"shared Redis: redis://:***@127.0.0.1:{server.port}/0 (password in ALPAGYM_REDIS_PASSWORD)")
+        # Given to every machine out of band (environment variables here; files of mode 0600 work too).
+        private = {"ALPAGYM_REDIS_PASSWORD": server.password, "ALPAGYM_RUN_SECRET": secrets.token_hex(32)}
         run = ["redis.run_id=two-machines", f"learner.init={bc}", f"learner.updates={updates}", "run_dir=run"]
         run += ["learner.min_actors=2"]  # start training once both machines' actors are up
-        learner = grpo("topology=learner", f"redis.url={url}", *run, *small, cwd=machines["A"])
+        learner = grpo("topology=learner", f"redis.url={url}", *run, *small, cwd=machines["A"], env=private)
         actor = ("topology=actor", f"redis.url={url}", "actors.numba_threads=1", "actors.groups_per_push=1")
-        actors = [grpo(*actor, cwd=machines[m]) for m in ("B", "C")]
+        actors = [grpo(*actor, cwd=machines[m], env=private) for m in ("B", "C")]
         code = learner.wait()
         for a in actors:  # they exit by themselves once the learner is done; not if it failed
             if code != 0:

@@ -18,53 +18,55 @@ import time
 import numpy as np
 import torch
 
+from alpagym_train.exit_codes import ExitCode
 from alpagym_train.grpo.config import GRPORunConfig
-from alpagym_train.grpo.learner import EXIT_REDIS
 from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy
 from alpagym_train.rollout import collect_groups, make_group_env
 from alpagym_train.threads import pin_torch_threads
-from alpagym_train.transport import Transport, TransportError
+from alpagym_train.transport import BadPayload, Transport, TransportError
 
 
-def join_run(url: str, run_id: str, timeout_s: float, timeout_conn_s: float = 2.0) -> Transport:
-    """Connects to the run `run_id`, or, when it is empty, to the one run found on the server.
+class NoRun(RuntimeError):
+    """The run to join did not appear, stopped before it started, or is ambiguous."""
+
+
+def join_run(
+    url: str, run_id: str, timeout_s: float, timeout_conn_s: float = 2.0, secret: bytes = b""
+) -> Transport:
+    """Connects to the run `run_id`, or, when it is empty, to the one live run found on the server.
 
     Raises:
         TransportError: Redis is unreachable.
-        RuntimeError: No run appeared within `timeout_s`, or several runs are there and none was named.
+        NoRun: No run appeared within `timeout_s`, or several runs are there and none was named.
     """
     if run_id:
-        return Transport(url, run_id, timeout_s=timeout_conn_s)
+        return Transport(url, run_id, timeout_s=timeout_conn_s, secret=secret)
     probe = Transport(url, "", timeout_s=timeout_conn_s)
     deadline = time.monotonic() + timeout_s
     while not (runs := probe.runs()):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no run appeared on the server within {timeout_s:g} s")
+            raise NoRun(f"no run appeared on the server within {timeout_s:g} s")
         time.sleep(0.2)
     probe.close()
     if len(runs) > 1:
-        raise RuntimeError(f"the server holds several runs {runs}: choose one with redis.run_id=...")
-    return Transport(url, runs[0], timeout_s=timeout_conn_s)
+        raise NoRun(f"the server holds several runs {runs}: choose one with redis.run_id=...")
+    return Transport(url, runs[0], timeout_s=timeout_conn_s, secret=secret)
 
 
 def _wait_for_spec(transport: Transport, timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     while (spec := transport.read_spec()) is None:
         if transport.stop_reason() is not None:
-            raise RuntimeError(
-                f"run {transport.run_id!r} stopped before it started: {transport.stop_reason()}"
-            )
+            raise NoRun(f"run {transport.run_id!r} stopped before it started: {transport.stop_reason()}")
         if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"run {transport.run_id!r}: the learner published no spec within {timeout_s:g} s"
-            )
+            raise NoRun(f"run {transport.run_id!r}: the learner published no spec within {timeout_s:g} s")
         time.sleep(0.2)
     return spec
 
 
 def run_actor(cfg: GRPORunConfig, url: str, run_id: str, index: int = 0, restart: int = 0,
-              sharing: int = 1) -> int:  # fmt: skip
-    """The actor process; returns its exit status (0 when the run is over, `EXIT_REDIS` without Redis).
+              sharing: int = 1, secret: bytes = b"") -> int:  # fmt: skip
+    """The actor process; returns its `ExitCode` (OK when the run is over, REDIS_LOST without Redis).
 
     Args:
         cfg: The run config (only its ``actors`` and ``redis`` sections matter to an actor).
@@ -74,18 +76,29 @@ def run_actor(cfg: GRPORunConfig, url: str, run_id: str, index: int = 0, restart
         restart: How many times the supervisor restarted this actor (varies its seed).
         sharing: Busy processes sharing this machine's cores, this actor included (sizes the
             simulator's thread pool when ``actors.numba_threads`` is 0).
+        secret: The run secret its groups are signed with and the weights checked against.
     """
     ac = cfg.actors
     actor_id = f"{socket.gethostname()}-{os.getpid()}-{index}"
     try:
-        transport = join_run(url, run_id, ac.idle_timeout_s, cfg.redis.timeout_s)
+        transport = join_run(url, run_id, ac.idle_timeout_s, cfg.redis.timeout_s, secret)
         spec = _wait_for_spec(transport, ac.idle_timeout_s)
         return _loop(cfg, transport, spec, actor_id, index, restart, sharing)
+    except BadPayload as e:  # not the run's secret (the spec it read is not signed with it)
+        print(
+            f"actor {actor_id}: {e}; check redis.secret_file or ALPAGYM_RUN_SECRET",
+            file=sys.stderr,
+            flush=True,
+        )
+        return ExitCode.CONFIG
     except TransportError as e:
         print(f"actor {actor_id}: {e}; exiting", file=sys.stderr, flush=True)
-        return EXIT_REDIS
+        return ExitCode.REDIS_LOST
+    except NoRun as e:
+        print(f"actor {actor_id}: {e}", file=sys.stderr, flush=True)
+        return ExitCode.CONFIG
     except KeyboardInterrupt:
-        return 0
+        return ExitCode.INTERRUPTED
 
 
 def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, restart: int,
@@ -115,13 +128,18 @@ def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, rest
     while True:
         transport.heartbeat(actor_id, ac.heartbeat_ttl_s, info)
         if transport.stop_reason() is not None:
-            return 0
+            return ExitCode.OK
         if time.monotonic() - last_new > ac.idle_timeout_s:
             print(f"actor {actor_id}: no new weights for {ac.idle_timeout_s:g} s; exiting", flush=True)
-            return 0
+            return ExitCode.OK
         if not transport.wait_for_room(ac.max_queue, timeout_s=1.0):
             continue
-        got = transport.fetch_weights(if_newer_than=version, expected=policy.state_dict())
+        try:
+            got = transport.fetch_weights(if_newer_than=version, expected=policy.state_dict())
+        except BadPayload as e:  # forged or corrupt: keep acting with the weights in hand
+            print(f"actor {actor_id}: {e}; ignored", file=sys.stderr, flush=True)
+            time.sleep(1.0)
+            continue
         if got is not None:
             version, state = got
             policy.load_state_dict(state)

@@ -6,7 +6,7 @@ A checkpoint is a directory ``{run_dir}/checkpoints/update_{n:06d}/`` holding
   checkpoint is also an evaluable policy;
 - ``trainer.pt``: optimizer state, update step, weight version, counters, the best validation score
   and weights, and the torch/numpy RNG states (read back with ``torch.load(weights_only=True)``);
-- ``config.yaml``: the resolved run config.
+- ``config.yaml``: the resolved run config; ``run_id``: the run's id (a resume reuses it).
 
 ``{run_dir}/checkpoints/latest`` names the newest one.
 """
@@ -38,6 +38,8 @@ class TrainerState:
         optimizer: The optimizer's state dict.
         torch_rng: `torch.get_rng_state()`.
         minibatch_rng: State of the updater's minibatch generator.
+        reference: Weights of the frozen KL reference (the init policy), None without a KL term.
+        run_id: The run's id.
     """
 
     update: int = 0
@@ -50,6 +52,8 @@ class TrainerState:
     optimizer: dict[str, Any] | None = None
     torch_rng: torch.Tensor | None = None
     minibatch_rng: torch.Tensor | None = None
+    reference: dict[str, torch.Tensor] | None = None
+    run_id: str = ""
 
 
 def save_checkpoint(
@@ -62,6 +66,7 @@ def save_checkpoint(
     torch.save(vars(state), out / "trainer.pt.tmp")
     (out / "trainer.pt.tmp").replace(out / "trainer.pt")  # a crash mid-write leaves no torn checkpoint
     write_config(out / "config.yaml", config)
+    (out / "run_id").write_text(state.run_id + "\n")
     (root / "latest.tmp").write_text(out.name + "\n")
     (root / "latest.tmp").replace(root / "latest")
     return out

@@ -47,16 +47,19 @@ class RedisConf:
     Attributes:
         url: ``redis://[:password@]host:port/db`` of a shared server; None with ``role=all`` starts a
             private redis-server on a free 127.0.0.1 port for the run's lifetime.
-        run_id: Namespace of the run's keys; empty: the run directory's name (learner), or the one run
-            found on the server (actor).
+        run_id: Namespace of the run's keys; empty: a fresh unique id (learner, recorded in the run
+            directory; resume reuses it), or the one live run found on the server (actor).
         keep_versions: Weight versions kept in Redis.
-        timeout_s: Socket timeout; an unreachable server is reported within about this long.
+        timeout_s: Longest Redis stall ridden out (with backoff) before a process gives up.
+        secret_file: File (mode 0600) holding the run secret in hex, which signs weights and rollouts;
+            None: the ALPAGYM_RUN_SECRET environment variable, else the run directory's run_secret.
     """
 
     url: str | None = None
     run_id: str = ""
     keep_versions: int = 3
-    timeout_s: float = 2.0
+    timeout_s: float = 30.0
+    secret_file: str | None = None
 
 
 @dataclass
@@ -69,7 +72,8 @@ class ActorsConf:
         max_queue: Back-pressure: an actor waits while more stream entries than this wait unread.
         heartbeat_ttl_s: An actor whose heartbeat is older than this counts as dead.
         idle_timeout_s: An actor exits when no new weights appear for this long (a learner gone for good).
-        max_restarts: Restarts of dead actors the supervisor allows per run before it gives up.
+        max_restarts: Restarts of dead actors the supervisor allows per `restart_window_s`.
+        restart_window_s: The window of the restart budget, s (a crash loop waits for the window).
         numba_threads: Simulator threads per actor; 0: the machine's cores shared among the local actors
             and the learner.
         seed: Base seed; actor i samples scenes and noise from seed + 1000 * (i + 1) + restart.
@@ -81,6 +85,7 @@ class ActorsConf:
     heartbeat_ttl_s: float = 15.0
     idle_timeout_s: float = 300.0
     max_restarts: int = 10
+    restart_window_s: float = 60.0
     numba_threads: int = 0
     seed: int = 0
 
@@ -99,6 +104,8 @@ class LearnerConf:
         min_actors: Wait until this many actors are alive before the first update (e.g. the machines
             of a multi-machine run).
         max_policy_lag: Groups rolled out by weights more than this many versions old are dropped.
+        actor_timeout_s: With no live actor and no group arriving for this long, the learner
+            checkpoints and exits (status NO_ACTORS).
         log_std: Exploration noise set before training (None keeps the checkpoint's). Small noise keeps
             group members near the policy, so their differences measure its choices: at -2 every
             member of a group crashes whatever the mean does; at -4 PPO's clip lets each update move
@@ -120,6 +127,7 @@ class LearnerConf:
     group_size: int = 8
     min_actors: int = 0
     max_policy_lag: int = 2
+    actor_timeout_s: float = 120.0
     log_std: float | None = -3.0
     train_scenes: int | None = None
     val_suite: str = "val"
@@ -176,6 +184,14 @@ class GRPORunConfig:
             raise ValueError(
                 f"learner.group_size must be >= 2 (group-relative advantages), got {self.learner.group_size}"
             )
+        positive_s = {
+            "learner.actor_timeout_s": self.learner.actor_timeout_s,
+            "redis.timeout_s": self.redis.timeout_s,
+            "actors.restart_window_s": self.actors.restart_window_s,
+        }
+        for name, value in positive_s.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
         if self.learner.max_policy_lag < 0:
             raise ValueError(f"learner.max_policy_lag must be >= 0, got {self.learner.max_policy_lag}")
 
@@ -243,4 +259,4 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> GRPORunConfig:
     conf_dir = str(Path(__file__).resolve().parent.parent / "conf")
     with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
         cfg = hydra_compose("grpo", overrides=list(overrides))
-    return OmegaConf.to_object(cfg)
+    return from_plain(OmegaConf.to_container(cfg, resolve=True))  # the bare schema: `+key=` raises

@@ -6,16 +6,30 @@ acknowledged, counted and logged, never trained on. The update is the synchronou
 `GRPOUpdater.update`, so on the same groups both give the same weights. The entries are XACKed once
 the update has used them, and the new weights are published as the next version.
 
+Every entry is validated where it is read (`alpagym_train.wire`): a bad one (NaN, wrong shape, a
+future policy version, a foreign MAC, garbage) is moved to the dead-letter stream, counted as
+``entries_rejected`` and logged, never trained on. An update whose loss, gradient or resulting weights
+are not finite is undone (weights and optimizer state restored), its groups acknowledged and counted
+as ``updates_skipped``; weights are checked finite before every publish.
+
 Entries the previous learner of the run had read but not acknowledged (it died mid-update) are
-claimed back at start, so a learner restart loses no group either.
+claimed back at start. Groups acknowledged after the last checkpoint were trained into weights that
+the checkpoint does not hold: a resumed learner has lost them (at most ``checkpoint_every`` updates).
+
+Liveness: with no live actor and no entry for ``learner.actor_timeout_s`` the learner checkpoints and
+exits with `ExitCode.NO_ACTORS`; it holds the run's lease (`Transport.claim_lease`) while it runs, and
+any crash checkpoints before the process exits with `ExitCode.CRASH`.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import socket
 import sys
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,21 +39,29 @@ import torch
 from tqdm import tqdm
 
 from alpagym_train.algorithm import GRPOUpdater
-from alpagym_train.grpo.checkpoint import TrainerState, load_checkpoint, resolve_checkpoint, save_checkpoint
+from alpagym_train.exit_codes import ExitCode
+from alpagym_train.grpo.checkpoint import TrainerState, load_checkpoint, save_checkpoint
 from alpagym_train.grpo.config import GRPORunConfig
+from alpagym_train.grpo.identity import RunInUse, record_run_id, take_run
+from alpagym_train.grpo.preflight import preflight
 from alpagym_train.policy import GaussianPolicy, load, save
 from alpagym_train.rollout import GroupBatch
 from alpagym_train.rundir import RunLogger
 from alpagym_train.sync import evaluate_policy, set_log_std
 from alpagym_train.threads import pin_torch_threads
-from alpagym_train.transport import ReceivedGroup, Transport, TransportError
+from alpagym_train.transport import Transport, TransportError
+from alpagym_train.wire import BadEntry, ReceivedGroup, RolloutSpec
 
 CONSUMER = "learner"
-EXIT_REDIS = 3  # exit status of a process that lost Redis (the supervisor does not restart it)
+LEASE_S = 60.0  # the learner's lease on its run outlives a stall of this long (plus redis.timeout_s)
 
 
 class StopRequested(Exception):
     """Another process of the run (the supervisor on Ctrl-C or SIGTERM) asked it to stop."""
+
+
+class NoActors(Exception):
+    """No actor was alive and no entry arrived for ``learner.actor_timeout_s``."""
 
 
 def concat_groups(batches: list[GroupBatch]) -> GroupBatch:
@@ -49,6 +71,28 @@ def concat_groups(batches: list[GroupBatch]) -> GroupBatch:
     names = ("obs", "u", "logp", "rewards", "mask", "scene_score", "scenario_ids")
     arrays = {n: np.concatenate([getattr(b, n) for b in batches]) for n in names}
     return GroupBatch(**arrays, policy_version=min(b.policy_version for b in batches))
+
+
+def rollout_spec(cfg: GRPORunConfig, policy: GaussianPolicy) -> RolloutSpec:
+    """What a valid rollout entry of this run looks like (checked on every entry read)."""
+    from alpagym_env.scenarios import load_suite
+
+    scenes = len(load_suite(cfg.env.suite))
+    if cfg.learner.train_scenes:
+        scenes = min(scenes, cfg.learner.train_scenes)
+    return RolloutSpec(
+        obs_dim=policy.config.obs_dim,
+        act_dim=policy.config.act_dim,
+        group_size=cfg.learner.group_size,
+        max_steps=cfg.env.horizon,
+        num_scenarios=scenes,
+        max_groups=max(64, 4 * cfg.actors.groups_per_push, cfg.learner.groups_per_update),
+    )
+
+
+def weights_finite(policy: torch.nn.Module) -> bool:
+    """True when every parameter and buffer of `policy` is finite."""
+    return all(bool(torch.isfinite(v).all()) for v in policy.state_dict().values() if v.is_floating_point())
 
 
 def run_spec(cfg: GRPORunConfig, policy: GaussianPolicy) -> dict[str, Any]:
@@ -79,7 +123,13 @@ class Learner:
         self, cfg: GRPORunConfig, transport: Transport, policy: GaussianPolicy, state: TrainerState
     ) -> None:
         self.cfg, self.transport, self.policy, self.state = cfg, transport, policy, state
-        self.updater = GRPOUpdater(policy, cfg.grpo_config(), seed=cfg.learner.seed)
+        reference = None
+        if state.reference is not None:  # a resumed run keeps its KL reference (the init policy)
+            reference = GaussianPolicy(policy.config)
+            reference.load_state_dict(state.reference)
+        self.updater = GRPOUpdater(policy, cfg.grpo_config(), reference=reference, seed=cfg.learner.seed)
+        self.spec = rollout_spec(cfg, policy)
+        self.lease: str | None = None  # owner token while holding the run's lease
         if state.optimizer is not None:
             self.updater.optimizer.load_state_dict(state.optimizer)
         if state.minibatch_rng is not None:
@@ -87,9 +137,17 @@ class Learner:
         self.counters = Counter(state.counters)
         self.sync_ms = 0.0
         self._backlog: list[ReceivedGroup] = []
+        self._last_alive = time.monotonic()
+        self._last_probe = 0.0
 
     def publish(self) -> None:
-        """Publishes the current weights as ``state.version`` and times it."""
+        """Publishes the current weights as ``state.version`` and times it.
+
+        Raises:
+            ValueError: A weight is NaN or infinite (never published).
+        """
+        if not weights_finite(self.policy):
+            raise ValueError(f"weights version {self.state.version} are not finite: not published")
         t0 = time.perf_counter()
         self.transport.publish_weights(self.policy.state_dict(), self.state.version)
         self.sync_ms = (time.perf_counter() - t0) * 1e3
@@ -100,20 +158,47 @@ class Learner:
         A resumed run republishes its checkpoint's weights as a new version, after whatever the
         server already holds, so versions only ever go up.
         """
-        self._backlog = self.transport.claim_pending(CONSUMER, min_idle_ms=0, count=10_000)
         latest = self.transport.latest_version()
+        max_version = max(latest or 0, self.state.version)
+        self._backlog, bad = self.transport.claim_pending(CONSUMER, 0, self.spec, max_version, count=10_000)
+        self._report(bad)
+        self._last_alive = time.monotonic()
         if latest is not None and (latest > self.state.version or self.state.update > 0):
             self.state.version = max(latest, self.state.version) + 1
         self.publish()
 
+    def _report(self, bad: list[BadEntry]) -> None:
+        """Counts and logs entries the transport rejected (already moved to the dead-letter stream)."""
+        for e in bad:
+            self.counters["entries_rejected"] += 1
+            print(f"learner: rejected an entry of actor {e.actor_id or '?'!r}: {e.reason} "
+                  f"(moved to {self.transport.dead_letters})", file=sys.stderr, flush=True)  # fmt: skip
+
+    def _check_alive(self, got_entries: bool) -> None:
+        """Renews the lease; raises `NoActors` after ``actor_timeout_s`` without a live actor or entry."""
+        now = time.monotonic()
+        if got_entries:
+            self._last_alive = now
+        if now - self._last_probe >= 1.0:
+            self._last_probe = now
+            if self.lease is not None:
+                self.transport.renew_lease(self.lease, LEASE_S + self.cfg.redis.timeout_s)
+            if self.transport.live_actors():
+                self._last_alive = now
+        limit = self.cfg.learner.actor_timeout_s
+        if now - self._last_alive > limit:
+            raise NoActors(f"no live actor and no rollout group for {limit:g} s (learner.actor_timeout_s)")
+
     def gather(self, timeout_s: float | None = None) -> tuple[list[ReceivedGroup], dict[str, Any]]:
         """Reads entries until at least ``groups_per_update`` fresh groups are in hand.
 
-        Stale entries are acknowledged and counted as dropped. Returns the fresh entries (not yet
-        acknowledged) and statistics: lags of the groups used and dropped, and groups per actor.
+        Stale entries are acknowledged and counted as dropped; invalid ones were dead-lettered by the
+        transport and are counted and logged here. Returns the fresh entries (not yet acknowledged) and
+        statistics: lags of the groups used and dropped, and groups per actor.
 
         Raises:
-            TimeoutError: Nothing arrived within `timeout_s` (None waits for ever).
+            TimeoutError: Nothing arrived within `timeout_s` (None: no limit but ``actor_timeout_s``).
+            NoActors: No live actor and no entry for ``learner.actor_timeout_s``.
         """
         need, lag = self.cfg.learner.groups_per_update, self.cfg.learner.max_policy_lag
         fresh: list[ReceivedGroup] = []
@@ -123,8 +208,11 @@ class Learner:
             if (reason := self.transport.stop_reason()) is not None:
                 raise StopRequested(reason)
             entries, self._backlog = self._backlog, []
-            # One entry at a time: an entry holds several groups, so this takes no more than needed.
-            entries = entries or self.transport.read_groups(CONSUMER, count=1, block_ms=500)
+            if not entries:
+                # One entry at a time: an entry holds several groups, so this takes no more than needed.
+                entries, bad = self.transport.read_groups(CONSUMER, self.spec, self.state.version, 1, 500)
+                self._report(bad)
+            self._check_alive(bool(entries))
             if not entries and deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"no rollout groups arrived within {timeout_s:g} s")
             stale = []
@@ -144,18 +232,38 @@ class Learner:
         stats = {"lags": lags, "dropped": dropped, "per_actor": dict(per_actor)}
         return fresh, stats
 
+    def _guarded_update(self, batch: GroupBatch) -> dict[str, float] | None:
+        """`GRPOUpdater.update`, undone (weights and optimizer restored) when its loss, gradient norm or
+        resulting weights are not finite; None then."""
+        saved = copy.deepcopy((self.policy.state_dict(), self.updater.optimizer.state_dict()))
+        stats = self.updater.update(batch)
+        finite = all(math.isfinite(stats.get(k, 0.0)) for k in ("loss", "grad_norm", "kl"))
+        if finite and weights_finite(self.policy):
+            return stats
+        self.policy.load_state_dict(saved[0])
+        self.updater.optimizer.load_state_dict(saved[1])
+        self.counters["updates_skipped"] += 1
+        print(f"learner: update skipped (loss {stats.get('loss')}, grad norm {stats.get('grad_norm')}: "
+              "not finite); weights and optimizer restored", file=sys.stderr, flush=True)  # fmt: skip
+        return None
+
     def step(self, timeout_s: float | None = None) -> dict[str, Any]:
         """One update: gather, `GRPOUpdater.update`, acknowledge, publish the next version.
+
+        Groups whose update is not finite are acknowledged and skipped, and more are gathered.
 
         Returns:
             The update's record (the JSONL / TensorBoard scalars).
         """
         t0 = time.perf_counter()
-        entries, g = self.gather(timeout_s)
-        t_gather = time.perf_counter() - t0
-        batch = concat_groups([e.batch for e in entries])
-        stats = self.updater.update(batch)
-        self.transport.ack([e.entry_id for e in entries])
+        while True:
+            entries, g = self.gather(timeout_s)
+            t_gather = time.perf_counter() - t0
+            batch = concat_groups([e.batch for e in entries])
+            stats = self._guarded_update(batch)
+            self.transport.ack([e.entry_id for e in entries])
+            if stats is not None:
+                break
         s = self.state
         s.update += 1
         s.version += 1
@@ -176,6 +284,8 @@ class Learner:
                 str(k): int(v) for k, v in zip(*np.unique(lags, return_counts=True), strict=True)
             },
             "groups_dropped": int(self.counters["groups_dropped"]),
+            "entries_rejected": int(self.counters["entries_rejected"]),
+            "updates_skipped": int(self.counters["updates_skipped"]),
             "groups_used": int(self.counters["groups_used"]),
             "queue_length": self.transport.unread_length(),
             "live_actors": len(self.transport.live_actors()),
@@ -193,24 +303,10 @@ class Learner:
         s.optimizer = self.updater.optimizer.state_dict()
         s.torch_rng = torch.get_rng_state()
         s.minibatch_rng = self.updater.generator.get_state()
+        ref = self.updater.reference
+        s.reference = None if ref is None else {k: v.detach().clone() for k, v in ref.state_dict().items()}
+        s.run_id = self.transport.run_id
         return s
-
-
-def preflight(cfg: GRPORunConfig) -> None:
-    """Checks what would otherwise fail inside a child process, with the same clear errors.
-
-    Raises:
-        FileNotFoundError: ``learner.init`` or ``resume`` names no checkpoint.
-        ValueError: An env, reward or algorithm setting is invalid.
-    """
-    cfg.env_config(), cfg.grpo_config(), cfg.reward_terms()
-    if cfg.resume:
-        resolve_checkpoint(cfg.resume)
-    elif not Path(cfg.learner.init).is_file():
-        raise FileNotFoundError(
-            f"learner.init={cfg.learner.init}: no such checkpoint; train one with "
-            "`python -m alpagym_train.bc` or point learner.init at a .safetensors policy"
-        )
 
 
 def _initial(cfg: GRPORunConfig) -> tuple[GaussianPolicy, dict, TrainerState, bool]:
@@ -219,6 +315,8 @@ def _initial(cfg: GRPORunConfig) -> tuple[GaussianPolicy, dict, TrainerState, bo
         policy, meta, state, ckpt = load_checkpoint(cfg.resume)
         if state.torch_rng is not None:
             torch.set_rng_state(state.torch_rng)
+        if state.reference is None and cfg.grpo_config().kl_coef > 0 and Path(cfg.learner.init).is_file():
+            state.reference = load(cfg.learner.init)[0].state_dict()  # a checkpoint from before it was kept
         print(f"resuming from {ckpt} (update {state.update}, weights version {state.version})", flush=True)
         return policy, meta, state, True
     policy, meta = load(cfg.learner.init)
@@ -228,48 +326,43 @@ def _initial(cfg: GRPORunConfig) -> tuple[GaussianPolicy, dict, TrainerState, bo
     return policy, meta, TrainerState(), False
 
 
-def _check_policy_fits(policy: GaussianPolicy, env_kwargs: dict, reward: list) -> None:
-    """Raises a clear error when the checkpoint's observation or action size does not fit the env."""
-    from alpagym_train.rollout import make_group_env
-
-    env = make_group_env(1, 1, reward=reward, **env_kwargs)
-    obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
-    env.close()
-    if (policy.config.obs_dim, policy.config.act_dim) != (obs_dim, act_dim):
-        raise ValueError(
-            f"the policy takes {policy.config.obs_dim} observations and gives {policy.config.act_dim} "
-            f"actions, the env has {obs_dim} and {act_dim}: train the init checkpoint with the same env "
-            "settings (action_type, obs)"
-        )
-
-
-def run_learner(cfg: GRPORunConfig, url: str, run_id: str) -> int:
+def run_learner(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes = b"") -> int:
     """The learner process: trains ``learner.updates`` updates (or up to ``learner.max_env_steps``);
-    returns the exit status.
+    returns its `ExitCode`.
 
-    0 when done (the final policy is at ``{run_dir}/policy.safetensors``), `EXIT_REDIS` when Redis went
-    away (a checkpoint of the progress so far is written first), 130 on Ctrl-C (likewise).
+    OK when done (the final policy is at ``{run_dir}/policy.safetensors``); REDIS_LOST, NO_ACTORS,
+    INTERRUPTED or CRASH otherwise, each after checkpointing the progress so far; CONFIG when the run
+    cannot start (a preflight error, or another live learner holds the run).
     """
     from alpagym_env.scenarios import load_suite
 
     pin_torch_threads(cfg.learner.torch_threads)
-    preflight(cfg)
+    try:
+        preflight(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"learner: {e}", file=sys.stderr, flush=True)
+        return ExitCode.CONFIG
     policy, meta, state, resumed = _initial(cfg)
     env_kwargs = cfg.plain()["env"]
     reward = cfg.reward_terms()
-    _check_policy_fits(policy, env_kwargs, reward)
     val = load_suite(cfg.learner.val_suite)[: cfg.learner.val_scenes]
     eval_kwargs = {**env_kwargs, "reward": reward}
     meta = {**meta, "trained_by": "alpagym_train.grpo", "grpo_config": cfg.plain()}
-    logger = RunLogger(cfg.run_dir, cfg.plain(), append=resumed)
     learner: Learner | None = None
-    status = 0
+    logger: RunLogger | None = None
+    status = ExitCode.OK
     try:
         transport = Transport(
-            url, run_id, keep_versions=cfg.redis.keep_versions, timeout_s=cfg.redis.timeout_s
+            url, run_id, keep_versions=cfg.redis.keep_versions, timeout_s=cfg.redis.timeout_s, secret=secret
+        )
+        owner = take_run(transport, resumed, LEASE_S + cfg.redis.timeout_s)
+        record_run_id(cfg.run_dir, run_id)
+        logger = RunLogger(
+            cfg.run_dir, cfg.plain(), append=resumed, keep_until=state.update if resumed else None
         )
         transport.clear_stop()
         learner = Learner(cfg, transport, policy, state)
+        learner.lease = owner
         transport.publish_spec(run_spec(cfg, policy))
         learner.start()
         print(
@@ -278,34 +371,49 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str) -> int:
         )
         if state.update == 0:
             _evaluate(learner, val, eval_kwargs, logger, None)
-        _wait_for_actors(transport, cfg.learner.min_actors)
+        _wait_for_actors(learner, cfg.learner.min_actors)
         _train(cfg, learner, val, eval_kwargs, logger, meta)
         transport.request_stop("done")
+    except RunInUse as e:
+        print(f"learner: {e}", file=sys.stderr, flush=True)
+        return ExitCode.CONFIG
     except TransportError as e:
         print(f"learner: {e}; stopping (progress is checkpointed)", file=sys.stderr, flush=True)
-        status = EXIT_REDIS
+        status = ExitCode.REDIS_LOST
+    except NoActors as e:
+        print(f"learner: {e}; checkpointing and stopping", file=sys.stderr, flush=True)
+        status = ExitCode.NO_ACTORS
     except (KeyboardInterrupt, StopRequested):
         print("learner: interrupted; checkpointing", file=sys.stderr, flush=True)
-        status = 130
+        status = ExitCode.INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        print("learner: crashed; checkpointing", file=sys.stderr, flush=True)
+        status = ExitCode.CRASH
     finally:
-        if status and learner is not None and learner.state.update > 0:
+        if status != ExitCode.OK and learner is not None and learner.state.update > 0:
             save_checkpoint(cfg.run_dir, policy, meta, learner.trainer_state(), cfg.plain())
-        logger.close()
-    if status == 130 and learner is not None:
+        if logger is not None:
+            logger.close()
+    if learner is not None and status != ExitCode.REDIS_LOST:
         try:
-            learner.transport.request_stop("interrupted")
+            if status != ExitCode.OK:
+                learner.transport.request_stop(f"the learner stopped: {status.name}")
+            learner.transport.release_lease(learner.lease or "")
         except TransportError:
             pass
     return status
 
 
-def _wait_for_actors(transport: Transport, count: int) -> None:
-    """Blocks until `count` actors send heartbeats (or the run is asked to stop)."""
+def _wait_for_actors(learner: Learner, count: int) -> None:
+    """Blocks until `count` actors send heartbeats (or the run is asked to stop, or none comes)."""
+    transport = learner.transport
     if count and len(transport.live_actors()) < count:
         print(f"learner: waiting for {count} actors", flush=True)
     while len(transport.live_actors()) < count:
         if (reason := transport.stop_reason()) is not None:
             raise StopRequested(reason)
+        learner._check_alive(False)
         time.sleep(0.2)
 
 
@@ -344,6 +452,8 @@ def _evaluate(learner: Learner, val, eval_kwargs, logger: RunLogger | None, upda
     """Validation scores of the current weights; keeps the best weights."""
     scores = {f"val/{k}": v for k, v in evaluate_policy(learner.policy, val, eval_kwargs).items()}
     state = learner.state
+    if learner.lease is not None:
+        learner.transport.renew_lease(learner.lease, LEASE_S + learner.cfg.redis.timeout_s)
     if scores["val/scene_score"] > state.best_score:
         state.best_score, state.best_update = scores["val/scene_score"], state.update
         state.best_state = {k: v.detach().clone() for k, v in learner.policy.state_dict().items()}

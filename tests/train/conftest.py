@@ -42,3 +42,38 @@ def own_redis_server(redis_required):
 
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture
+def raw(redis_server):
+    """A plain redis client of the session server, to tamper with what the transport wrote."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.close()
+
+
+SMOKE_REWARD = [
+    {"kind": "metric", "name": "progress_delta", "scale": 1.0},
+    {"kind": "terminal", "name": "scene_score", "scale": 1.0},
+]
+
+
+@pytest.fixture(scope="session")
+def smoke_groups():
+    """Two pushes of two groups of 4 rollouts (smoke suite, horizon 25), and the policy that rolled them
+    out: ``(policy, [batch of scenes 0 and 3, batch of scenes 5 and 6])``."""
+    import numpy as np
+    import torch
+
+    from alpagym_env.scenarios import load_suite
+    from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy
+    from alpagym_train.rollout import collect_groups, make_group_env
+
+    env = make_group_env(2, 4, scenarios=load_suite("smoke"), reward=SMOKE_REWARD, horizon=25)
+    torch.manual_seed(0)
+    policy = GaussianPolicy(PolicyConfig(env.single_observation_space.shape[0], 2, (32,), init_log_std=-1.0))
+    sample = RolloutPolicy(policy, torch.Generator().manual_seed(0))
+    batches = [collect_groups(env, sample, np.array(ids), 4) for ids in ([0, 3], [5, 6])]
+    return policy, batches

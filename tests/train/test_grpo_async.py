@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from alpagym_env.scenarios import load_suite  # noqa: E402
 from alpagym_train.algorithm import GRPOUpdater  # noqa: E402
 from alpagym_train.grpo.checkpoint import (  # noqa: E402
     TrainerState,  # noqa: E402
@@ -19,8 +17,7 @@ from alpagym_train.grpo.checkpoint import (  # noqa: E402
 )
 from alpagym_train.grpo.config import GRPORunConfig, from_plain  # noqa: E402
 from alpagym_train.grpo.learner import Learner, concat_groups  # noqa: E402
-from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy  # noqa: E402
-from alpagym_train.rollout import collect_groups, make_group_env  # noqa: E402
+from alpagym_train.policy import GaussianPolicy  # noqa: E402
 from alpagym_train.transport import Transport  # noqa: E402
 
 G = 4
@@ -34,15 +31,9 @@ def _cfg(**learner) -> GRPORunConfig:
 
 
 @pytest.fixture(scope="module")
-def groups():
-    """Two pushes of two groups each, and the policy that rolled them out."""
-    cfg = _cfg()
-    env = make_group_env(2, G, scenarios=load_suite("smoke"), reward=cfg.reward_terms(), horizon=25)
-    torch.manual_seed(0)
-    policy = GaussianPolicy(PolicyConfig(env.single_observation_space.shape[0], 2, (32,), init_log_std=-1.0))
-    sample = RolloutPolicy(policy, torch.Generator().manual_seed(0))
-    batches = [collect_groups(env, sample, np.array(ids), G) for ids in ([0, 3], [5, 6])]
-    return policy, batches
+def groups(smoke_groups):
+    """Two pushes of two groups each, and the policy that rolled them out (see conftest)."""
+    return smoke_groups
 
 
 def _copy(policy: GaussianPolicy) -> GaussianPolicy:
@@ -132,7 +123,9 @@ def test_unacked_entries_of_a_dead_learner_are_claimed_back(groups, transport):
     policy, batches = groups
     cfg = _cfg()
     transport.push_group(batches[0], 0, "a")
-    transport.read_groups("learner", count=1)  # a learner read it and died before acking
+    transport.read_groups(
+        "learner", Learner(cfg, transport, _copy(policy), TrainerState()).spec, 0
+    )  # then died
     assert transport.pending_count() == 1
     learner = Learner(cfg, transport, _copy(policy), TrainerState())
     learner.start()

@@ -44,8 +44,9 @@ def init_policy(tmp_path_factory) -> Path:
     return save(tmp_path_factory.mktemp("init") / "policy.safetensors", policy, {"action_type": "control"})
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _start(args: list[str], cwd: Path, **env_vars: str) -> subprocess.Popen:
+    root = str(Path(__file__).resolve().parents[2])  # this checkout, whatever the cwd
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": root, **env_vars}
     return subprocess.Popen(
         [sys.executable, "-m", "alpagym_train.grpo", *args],
         cwd=cwd,
@@ -101,7 +102,7 @@ def test_killed_actor_loses_only_its_unfinished_group(own_redis_server, init_pol
     os.kill(t.actor_info(victim)["pid"], signal.SIGKILL)
     code, out, err = _finish(proc)
     assert code == 0, err[-3000:]
-    assert "died (exit -9); restarting it" in err
+    assert "killed by SIGKILL; replacing it" in err
     records = _updates(run)
     assert [r["update"] for r in records] == list(range(1, 13))
     last = records[-1]
@@ -137,18 +138,20 @@ def test_redis_going_away_is_a_clear_error_and_a_clean_exit(own_redis_server, in
         f"redis.url={own_redis_server.url}",
         "learner.updates=1000",
         "actors.num=1",
+        "redis.timeout_s=3",
     ]
     proc = _start(SMALL + args, tmp_path)
     _wait_for(lambda: len(_updates(run)) >= 2, 120, "two updates", proc)
     own_redis_server.stop()
     code, out, err = _finish(proc, timeout=60)
     assert code == 3, err[-3000:]
-    assert "cannot reach Redis at redis://127.0.0.1" in err
+    assert "cannot reach Redis at redis://:***@127.0.0.1" in err  # the password redacted
     assert "Traceback" not in err
     assert (run / "checkpoints" / "latest").is_file()  # the progress so far is kept
 
 
 def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, init_policy, tmp_path):
+    secret = {"ALPAGYM_RUN_SECRET": "ab" * 32}  # given to every machine out of band
     dirs = {name: tmp_path / name for name in ("learner", "a", "b")}
     for d in dirs.values():
         d.mkdir()
@@ -164,6 +167,7 @@ def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, ini
             "learner.min_actors=2",
         ],
         dirs["learner"],
+        **secret,
     )
     actors = [
         _start(
@@ -174,6 +178,7 @@ def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, ini
                 "actors.numba_threads=1",
             ],
             dirs[d],
+            **secret,
         )
         for d in ("a", "b")
     ]
@@ -217,3 +222,48 @@ def test_sigterm_checkpoints_and_stops_everything_with_the_private_redis(
     port = int(out.split("private redis-server on 127.0.0.1:")[1].split()[0])
     with pytest.raises(OSError):  # the private server is gone too
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_all_actors_dead_makes_the_learner_checkpoint_and_exit(own_redis_server, init_policy, tmp_path):
+    run = tmp_path / "run"
+    args = [f"learner.init={init_policy}", f"run_dir={run}", "learner.updates=1000", "actors.num=1"]
+    args += [f"redis.url={own_redis_server.url}", "actors.max_restarts=0", "actors.heartbeat_ttl_s=2"]
+    proc = _start(SMALL + [*args, "learner.actor_timeout_s=4"], tmp_path)
+    _wait_for(lambda: len(_updates(run)) >= 1, 120, "an update", proc)
+    t = Transport(own_redis_server.url, (run / "run_id").read_text().strip())
+    os.kill(t.actor_info(t.live_actors()[0])["pid"], signal.SIGKILL)
+    code, out, err = _finish(proc, timeout=60)
+    assert code == 4, err[-3000:]  # ExitCode.NO_ACTORS
+    assert "actor 0: killed by SIGKILL; restart budget of 0 per 60 s used up" in err
+    assert "no live actor and no rollout group for 4 s" in err and "learner: exit 4 (NO_ACTORS)" in err
+    assert (run / "checkpoints" / "latest").is_file() and "Traceback" not in err
+
+
+def test_a_10_s_redis_stall_is_ridden_out(own_redis_server, init_policy, tmp_path):
+    run = tmp_path / "run"
+    args = [f"learner.init={init_policy}", f"run_dir={run}", "learner.updates=1000", "actors.num=1"]
+    proc = _start(SMALL + [*args, f"redis.url={own_redis_server.url}"], tmp_path)
+    _wait_for(lambda: len(_updates(run)) >= 1, 120, "an update", proc)
+    os.kill(own_redis_server.pid, signal.SIGSTOP)  # Redis hangs: every call of every process blocks
+    try:
+        time.sleep(10)
+    finally:
+        os.kill(own_redis_server.pid, signal.SIGCONT)
+    done = len(_updates(run))
+    _wait_for(lambda: len(_updates(run)) >= done + 2, 60, "two updates after the stall", proc)
+    proc.send_signal(signal.SIGTERM)
+    code, out, err = _finish(proc, timeout=90)
+    assert code == 130, err[-3000:]
+    assert "cannot reach Redis" not in err and "replacing it" not in err  # nobody gave up or died
+
+
+def test_a_killed_learner_is_reported_by_its_signal(own_redis_server, init_policy, tmp_path):
+    run = tmp_path / "run"
+    args = [f"learner.init={init_policy}", f"run_dir={run}", "learner.updates=1000", "actors.num=1"]
+    proc = _start(SMALL + [*args, f"redis.url={own_redis_server.url}"], tmp_path)
+    _wait_for(lambda: len(_updates(run)) >= 1, 120, "an update", proc)
+    t = Transport(own_redis_server.url, (run / "run_id").read_text().strip())
+    os.kill(int(t.lease_holder().split(":")[1]), signal.SIGKILL)
+    code, out, err = _finish(proc, timeout=90)
+    assert code == 1 and "learner: killed by SIGKILL" in err, err[-3000:]  # ExitCode.CRASH, not 247
+    assert t.stop_reason().startswith("the learner stopped (killed by SIGKILL)")  # the actors were told

@@ -17,6 +17,9 @@ torch = pytest.importorskip("torch")
 from alpagym_train.redis_server import RedisServer, RedisServerError, free_port  # noqa: E402
 from alpagym_train.rollout import GroupBatch  # noqa: E402
 from alpagym_train.transport import Transport, TransportError  # noqa: E402
+from alpagym_train.wire import RolloutSpec  # noqa: E402
+
+SPEC = RolloutSpec(obs_dim=5, act_dim=2, group_size=4, max_steps=7, num_scenarios=1000)
 
 
 @pytest.fixture
@@ -25,14 +28,6 @@ def transport(redis_server):
     t = Transport(redis_server.url, run_id=f"test-{uuid.uuid4().hex[:8]}", keep_versions=3)
     yield t
     t.close()
-
-
-@pytest.fixture
-def raw(redis_server):
-    """A plain redis client, to tamper with what the transport wrote."""
-    client = redis.Redis.from_url(redis_server.url)
-    yield client
-    client.close()
 
 
 def make_state(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -113,7 +108,7 @@ def test_corrupt_blob_rejected_naming_the_version(transport, raw):
     blob = bytearray(raw.get(key))
     blob[-10] ^= 0xFF
     raw.set(key, bytes(blob))
-    with pytest.raises(TransportError, match=r"version 3: checksum mismatch"):
+    with pytest.raises(TransportError, match=r"version 3: MAC mismatch"):
         transport.fetch_weights(if_newer_than=2)
 
 
@@ -134,7 +129,7 @@ def test_group_batch_round_trips_exactly(transport):
     batch = make_batch()
     entry_id = transport.push_group(batch, policy_version=7, actor_id="actor-0")
     assert transport.queue_length() == 1
-    (got,) = transport.read_groups("learner-0", count=10)
+    (got,), _ = transport.read_groups("learner-0", SPEC, 10, count=10)
     assert got.entry_id == entry_id and got.actor_id == "actor-0"
     assert got.batch.policy_version == 7 and abs(got.sent_at - time.time()) < 5
     for name in ("obs", "u", "logp", "rewards", "mask", "scene_score", "scenario_ids"):
@@ -147,17 +142,20 @@ def test_group_batch_round_trips_exactly(transport):
 
 def test_acked_entries_not_redelivered_unacked_stay_pending(transport):
     ids = [transport.push_group(make_batch(n=1, seed=s), policy_version=s, actor_id="a") for s in range(3)]
-    first = transport.read_groups("learner-0", count=2)
+    first, _ = transport.read_groups("learner-0", SPEC, 10, count=2)
     assert [r.entry_id for r in first] == ids[:2]
     assert transport.pending_count() == 2
     assert transport.ack([r.entry_id for r in first]) == 2
     assert transport.pending_count() == 0 and transport.queue_length() == 1
 
     # learner-0 reads the last entry, then "dies" before acking it: nothing is lost.
-    (dying,) = transport.read_groups("learner-0", count=10)
-    assert transport.read_groups("learner-0", count=10) == []  # acked or in flight: never re-delivered
+    (dying,), _ = transport.read_groups("learner-0", SPEC, 10, count=10)
+    assert transport.read_groups("learner-0", SPEC, 10, count=10) == (
+        [],
+        [],
+    )  # acked or in flight: never re-delivered
     assert transport.pending_count() == 1 and transport.queue_length() == 1
-    (claimed,) = transport.claim_pending("learner-1", min_idle_ms=0)
+    (claimed,), _ = transport.claim_pending("learner-1", 0, SPEC, 10)
     assert claimed.entry_id == dying.entry_id == ids[2]
     np.testing.assert_array_equal(claimed.batch.obs, dying.batch.obs)
     transport.ack([claimed.entry_id])
@@ -166,7 +164,7 @@ def test_acked_entries_not_redelivered_unacked_stay_pending(transport):
 
 def test_read_blocks_then_returns_empty(transport):
     t0 = time.monotonic()
-    assert transport.read_groups("learner-0", block_ms=300) == []
+    assert transport.read_groups("learner-0", SPEC, 10, block_ms=300) == ([], [])
     assert 0.25 < time.monotonic() - t0 < 2.0
 
 
@@ -176,7 +174,7 @@ def test_back_pressure(transport):
     t0 = time.monotonic()
     assert transport.wait_for_room(max_len=2, timeout_s=0.2) is False
     assert 0.15 < time.monotonic() - t0 < 1.0
-    got = transport.read_groups("learner-0", count=1)
+    got, _ = transport.read_groups("learner-0", SPEC, 10, count=1)
     # Read but not acknowledged: the learner holds it and may need more than max_len for one update,
     # so it no longer counts (counting it deadlocked learners needing more entries than max_len).
     assert transport.unread_length() == 2 and transport.queue_length() == 3
@@ -241,4 +239,5 @@ def test_missing_binary_is_named():
 
 
 def test_session_server_is_alive(redis_server):
-    assert redis_server.running and redis_server.url == f"redis://127.0.0.1:{redis_server.port}/0"
+    assert redis_server.running
+    assert redis_server.url == f"redis://:{redis_server.password}@127.0.0.1:{redis_server.port}/0"
