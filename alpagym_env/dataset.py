@@ -135,6 +135,9 @@ def expert_dataset(
     action_type: str = "control",
     *,
     num_envs: int = 32,
+    perturb: float = 0.0,
+    perturb_hold: int = 10,
+    seed: int = 0,
     **env_kwargs,
 ) -> ExpertDataset:
     """Expert observations and actions of every scene's ego, from closed-loop rollouts of its log.
@@ -143,6 +146,13 @@ def expert_dataset(
         suite_or_scenarios: A suite name (`alpagym_env.scenarios.load_suite`) or a list of `Scenario`.
         action_type: ``"control"`` or ``"trajectory"``.
         num_envs: Scenes rolled out together by one `BatchedSim`.
+        perturb: Std of Gaussian noise added to the normalised actions the ego executes (0: none).
+            The labels stay the expert's (the controller's commands back onto the log from wherever
+            the ego is), so a perturbed rollout shows recoveries from states a policy's own small
+            errors lead to, which clean logs never visit (DART; ChauffeurNet's perturbations).
+        perturb_hold: Steps each noise sample is held, so the errors add up to real deviations
+            (10: 1 s) rather than averaging out step to step.
+        seed: Seed of the noise.
         **env_kwargs: Env arguments (`EnvConfig` fields: ``horizon``, ``obs``, ``trajectory``, ...), so
             the observations match an env built with the same arguments.
 
@@ -170,6 +180,8 @@ def expert_dataset(
     labels = np.zeros((b, sim.action_dim))
     actions = np.zeros((b, 1, sim.action_dim))
     rows: list[tuple[np.ndarray, ...]] = []
+    rng = np.random.default_rng(seed)
+    noise = np.zeros((b, sim.action_dim))
     for first in range(0, len(scenarios), b):
         ids = list(range(first, min(first + b, len(scenarios))))
         sim.reset(range(len(ids)), ids)
@@ -178,7 +190,7 @@ def expert_dataset(
         for k, i in enumerate(ids):
             future[k] = future_log(scenarios[i], int(sim.compiled[k].order[0]), future.shape[1])
         agent, t = sim.state["agent"], sim.state["t"]
-        for _ in range(config.horizon):
+        for step in range(config.horizon):
             live = np.flatnonzero(sim.active)
             if live.size == 0:
                 break
@@ -192,6 +204,10 @@ def expert_dataset(
             act32 = labels[live].astype(np.float32)
             rows.append((sim.obs[live, 0].copy(), act32, np.asarray(ids)[live], t[live].copy()))
             actions[live, 0] = act32  # the env steps with exactly the stored float32 actions
+            if perturb > 0.0:
+                if step % max(1, int(perturb_hold)) == 0:
+                    noise[:] = rng.normal(0.0, perturb, noise.shape)
+                actions[live, 0] = np.clip(act32 + noise[live], -1.0, 1.0)
             sim.step(actions)
             sim.active &= ~(sim.terminated[:, 0] | sim.truncated)
     obs, act, ep, step = (np.concatenate(x) for x in zip(*rows, strict=True))

@@ -34,6 +34,9 @@ class BCConfig:
         train_scenes: Use only the first N training scenes (None: all).
         val_scenes: Use only the first N validation scenes (None: all).
         action_type: ``"control"`` or ``"trajectory"``.
+        perturb: Std of the noise added to the executed expert actions of a second, perturbed copy of
+            the training rollouts (0: clean logs only); the labels stay the expert's corrections
+            (`alpagym_env.expert_dataset`), which teaches recovering from the policy's own drift.
         env: Extra env arguments (`EnvConfig` fields), recorded in the checkpoint.
         hidden: Hidden layer widths.
         normalize_obs: Standardise observations with the training data's statistics
@@ -53,6 +56,7 @@ class BCConfig:
     train_scenes: int | None = None
     val_scenes: int | None = None
     action_type: str = "control"
+    perturb: float = 0.0
     env: dict[str, Any] = field(default_factory=dict)
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     normalize_obs: bool = True
@@ -83,9 +87,14 @@ def train_bc(cfg: BCConfig) -> tuple[GaussianPolicy, dict[str, Any]]:
 
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    train = expert_dataset(_scenes(cfg.suite, cfg.train_scenes), cfg.action_type, **cfg.env)
-    val = expert_dataset(_scenes(cfg.val_suite, cfg.val_scenes), cfg.action_type, **cfg.env)
+    scenes = _scenes(cfg.suite, cfg.train_scenes)
+    train = expert_dataset(scenes, cfg.action_type, **cfg.env)
     x, y = torch.as_tensor(train.observations), torch.as_tensor(train.actions)
+    if cfg.perturb > 0:
+        noisy = expert_dataset(scenes, cfg.action_type, perturb=cfg.perturb, seed=cfg.seed, **cfg.env)
+        x = torch.cat([x, torch.as_tensor(noisy.observations)])
+        y = torch.cat([y, torch.as_tensor(noisy.actions)])
+    val = expert_dataset(_scenes(cfg.val_suite, cfg.val_scenes), cfg.action_type, **cfg.env)
     vx, vy = torch.as_tensor(val.observations), torch.as_tensor(val.actions)
     pcfg = PolicyConfig(x.shape[1], y.shape[1], tuple(cfg.hidden), init_log_std=cfg.init_log_std,
                         normalize_obs=cfg.normalize_obs)  # fmt: skip
