@@ -31,6 +31,7 @@ import sys
 import time
 import traceback
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def concat_groups(batches: list[GroupBatch]) -> GroupBatch:
     """One `GroupBatch` of all groups of `batches`, in order (policy_version: the oldest)."""
     if len(batches) == 1:
         return batches[0]
-    names = ("obs", "u", "logp", "rewards", "mask", "scene_score", "scenario_ids")
+    names = [f.name for f in fields(GroupBatch) if f.name != "policy_version"]
     arrays = {n: np.concatenate([getattr(b, n) for b in batches]) for n in names}
     return GroupBatch(**arrays, policy_version=min(b.policy_version for b in batches))
 
