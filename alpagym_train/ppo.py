@@ -24,7 +24,7 @@ from torch import nn
 
 from alpagym_train import losses as L
 from alpagym_train.algorithm import GRPOConfig, GRPOUpdater, group_of_steps, minibatches
-from alpagym_train.policy import GaussianPolicy
+from alpagym_train.policy import GaussianPolicy, tanh_mlp
 from alpagym_train.rollout import GroupBatch
 
 
@@ -43,12 +43,7 @@ class ValueNetwork(nn.Module):
         if cfg.normalize_obs:
             self.register_buffer("obs_mean", policy.obs_mean.detach().clone())
             self.register_buffer("obs_std", policy.obs_std.detach().clone())
-        layers: list[nn.Module] = []
-        width = cfg.obs_dim
-        for h in cfg.hidden:
-            layers += [nn.Linear(width, h), nn.Tanh()]
-            width = h
-        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+        self.net = nn.Sequential(*tanh_mlp(cfg.obs_dim, cfg.hidden), nn.Linear(cfg.hidden[-1], 1))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """(..., obs_dim) observations -> (...,) values."""
