@@ -4,6 +4,9 @@ round trip of the critic."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 import numpy as np
@@ -19,6 +22,7 @@ from alpagym_train.grpo.learner import Learner  # noqa: E402
 from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy, save  # noqa: E402
 from alpagym_train.ppo import PPOUpdater  # noqa: E402
 from alpagym_train.rollout import GroupBatch, collect_groups, make_group_env  # noqa: E402
+from alpagym_train.rundir import read_metrics  # noqa: E402
 from alpagym_train.sync import SyncConfig, train_sync  # noqa: E402
 from alpagym_train.transport import Transport  # noqa: E402
 
@@ -180,3 +184,39 @@ def test_async_learner_trains_with_ppo_and_checkpoints_its_critic(rollouts, redi
     with pytest.raises(ValueError, match="algorithm.method=ppo"):  # a critic is never silently dropped
         Learner(_cfg(), transport, restored, state)
     transport.close()
+
+
+def test_ppo_run_as_processes_checkpoints_the_critic(redis_required, tmp_path):
+    """`python -m alpagym_train.grpo algorithm=ppo` end to end: a private redis-server, one actor."""
+    env = make_group_env(1, 1, horizon=HORIZON)
+    torch.manual_seed(0)
+    policy = GaussianPolicy(PolicyConfig(env.single_observation_space.shape[0], 2, (32,)))
+    init = save(tmp_path / "init.safetensors", policy, {"action_type": "control"})
+    run = tmp_path / "run"
+    args = [
+        "algorithm=ppo",
+        "algorithm.critic_warmup_updates=1",
+        "env.suite=smoke",
+        f"env.horizon={HORIZON}",
+        "learner.val_suite=smoke",
+        "learner.val_scenes=2",
+        "learner.group_size=2",
+        "learner.groups_per_update=2",
+        "learner.eval_every=0",
+        "learner.updates=2",
+        "actors.num=1",
+        "actors.groups_per_push=2",
+        "progress=false",
+        f"learner.init={init}",
+        f"run_dir={run}",
+    ]
+    env_vars = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "alpagym_train.grpo", *args], cwd=tmp_path, env=env_vars,
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [r for r in read_metrics(run) if "groups_used" in r]
+    assert [r["update"] for r in records] == [1, 2]
+    assert all(np.isfinite(r["value_loss"]) and "explained_variance" in r for r in records)
+    _, _, state, _ = load_checkpoint(run)
+    assert state.critic is not None and state.critic["updates"] == 2
+    assert set(state.critic["weights"]) == {"net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"}
