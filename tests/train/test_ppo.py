@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from alpagym_train.rollout import GroupBatch, collect_groups, make_group_env  # 
 from alpagym_train.rundir import read_metrics  # noqa: E402
 from alpagym_train.sync import SyncConfig, train_sync  # noqa: E402
 from alpagym_train.transport import Transport  # noqa: E402
+from alpagym_train.wire import BadEntry, RolloutSpec, decode_group, encode_group  # noqa: E402
 
 HORIZON = 30
 G = 4
@@ -68,6 +70,21 @@ def test_rollouts_record_whether_they_terminated_or_were_truncated(rollouts):
     _, _, returns = updater.values_and_targets(b)
     last = torch.as_tensor(lengths).long()[..., None] - 1
     torch.testing.assert_close(returns.gather(-1, last), torch.as_tensor(b.rewards).gather(-1, last))
+
+
+def test_the_wire_carries_and_checks_the_terminal_flag(rollouts):
+    _, b = rollouts
+    spec = RolloutSpec(obs_dim=b.obs.shape[-1], act_dim=2, group_size=G, max_steps=HORIZON, num_scenarios=100)
+
+    def roundtrip(batch):
+        entry = {k.encode(): v for k, v in encode_group(batch, 0, "a", "run", b"k").items()}
+        return decode_group("1-0", entry, spec, "run", b"k", max_version=0).batch
+
+    np.testing.assert_array_equal(roundtrip(b).terminated, b.terminated)
+    with pytest.raises(BadEntry, match="'terminated' holds values other than 0 and 1"):
+        roundtrip(replace(b, terminated=np.full_like(b.terminated, 0.5)))
+    with pytest.raises(BadEntry, match="'terminated' is F32"):
+        roundtrip(replace(b, terminated=b.terminated[:, :1]))
 
 
 def test_ppo_update_trains_policy_and_critic_and_keeps_equal_return_groups(rollouts):
