@@ -200,6 +200,24 @@ def test_async_learner_trains_with_ppo_and_checkpoints_its_critic(rollouts, redi
     )
     with pytest.raises(ValueError, match="algorithm.method=ppo"):  # a critic is never silently dropped
         Learner(_cfg(), transport, restored, state)
+
+    # an update whose critic diverges is undone whole: policy, critic and its optimiser, update count
+    real_update = r.update
+
+    def diverging(batch):
+        stats = real_update(batch)
+        with torch.no_grad():
+            next(r.critic.parameters()).fill_(float("nan"))
+        return stats | {"value_loss": float("nan")}
+
+    r.update = diverging
+    resumed.start()
+    transport.push_group(b, transport.latest_version(), "a")
+    with pytest.raises(TimeoutError):  # skipped: it waits for more groups
+        resumed.step(timeout_s=1)
+    assert resumed.counters["updates_skipped"] == 1 and r.updates == 2
+    for k, v in a.critic.state_dict().items():
+        assert torch.equal(v, r.critic.state_dict()[k]), k
     transport.close()
 
 
