@@ -2,12 +2,15 @@
 
 `GRPOUpdater.update(batch)` is the single place the update is computed; the synchronous loop
 (`alpagym_train.sync`) and the async learner both call it, so they agree on the same groups.
+`make_updater` builds the updater ``config.method`` names: GRPO's (critic-free, group baselines) or
+PPO's with a learned critic (`alpagym_train.ppo.PPOUpdater`), which shares the policy step.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +20,7 @@ from alpagym_train.policy import GaussianPolicy
 from alpagym_train.rollout import GroupBatch
 
 ADVANTAGES = ("outcome", "step")
+METHODS = ("grpo", "ppo")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,16 @@ class GRPOConfig:
             then neither dominates the update through huge ratios nor is clipped away; on fresh groups
             (sync training, lag 0) the weight is 1 and the update is plain PPO-clip.
         behaviour_weight_cap: Truncation of that importance weight.
+        method: ``"grpo"`` (advantages from the group, no critic) or ``"ppo"`` (GAE advantages from a
+            learned critic, normalised over the batch; group structure, `advantage`, `scale` and
+            `filter_zero_variance` are then ignored). The policy loss, decoupled weights and KL are
+            the same for both.
+        gamma: PPO's discount per 0.1 s step.
+        gae_lambda: PPO's GAE lambda.
+        value_lr: Adam learning rate of PPO's critic (its own network and optimiser, so no loss
+            weight is needed).
+        critic_warmup_updates: PPO's first updates fit only the critic, the policy held fixed: a BC
+            checkpoint comes without one, and a random critic's advantages are noise.
     """
 
     lr: float = 1e-4
@@ -60,8 +74,24 @@ class GRPOConfig:
     learn_std: bool = False
     decoupled: bool = True
     behaviour_weight_cap: float = 2.0
+    method: str = "grpo"
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    value_lr: float = 3e-4
+    critic_warmup_updates: int = 0
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            raise ValueError(
+                f"need 0 < gamma <= 1 and 0 <= gae_lambda <= 1, got {self.gamma}, {self.gae_lambda}"
+            )
+        if self.value_lr <= 0 or self.critic_warmup_updates < 0:
+            raise ValueError(
+                f"value_lr must be > 0 and critic_warmup_updates >= 0, got {self.value_lr}, "
+                f"{self.critic_warmup_updates}"
+            )
         if self.advantage not in ADVANTAGES:
             raise ValueError(f"advantage must be one of {ADVANTAGES}, got {self.advantage!r}")
         if self.scale not in L.SCALES:
@@ -118,8 +148,12 @@ class GRPOUpdater:
 
     def update(self, batch: GroupBatch) -> dict[str, float]:
         """Applies `epochs` passes of clipped policy gradient on `batch`; returns the statistics."""
-        cfg = self.config
         adv, keep = self.advantages(batch)
+        return self.policy_step(batch, adv, keep)
+
+    def policy_step(self, batch: GroupBatch, adv: torch.Tensor, keep: torch.Tensor) -> dict[str, float]:
+        """The clipped policy-gradient epochs on the kept groups with (N', G, T) advantages `adv`."""
+        cfg = self.config
         stats = {"groups": float(len(keep)), "groups_kept": float(keep.sum()), "steps": float(batch.steps)}
         if not keep.any():
             return stats | {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
@@ -132,7 +166,7 @@ class GRPOUpdater:
         u = torch.as_tensor(batch.u)[keep][real]
         logp_old = torch.as_tensor(batch.logp)[keep][real]
         adv = adv[real]
-        group_of = torch.arange(n)[:, None, None].expand(n, g, t)[real]  # (M,) group of each real step
+        group_of = group_of_steps(real)
         if cfg.decoupled:
             with torch.no_grad():
                 logp_prox = self.policy.log_prob(obs, u)
@@ -150,9 +184,7 @@ class GRPOUpdater:
         ratio_min, ratio_max = float("inf"), 0.0
         self.policy.train()
         for _ in range(cfg.epochs):
-            order = torch.randperm(n, generator=self.generator)
-            for i in range(0, n, per):
-                rows = torch.isin(group_of, order[i : i + per]) if per < n else slice(None)
+            for rows in minibatches(group_of, n, per, self.generator):
                 ones = torch.ones_like(logp_old[rows])
                 logp = self.policy.log_prob(obs[rows], u[rows])
                 loss, s = L.ppo_clip_loss(logp, logp_old[rows], adv[rows], ones, normaliser, cfg.clip_eps,
@@ -175,3 +207,47 @@ class GRPOUpdater:
         self.policy.eval()
         means = {k: float(np.mean(v)) for k, v in agg.items()}
         return stats | means | {"ratio_min": ratio_min, "ratio_max": ratio_max}
+
+    def critic_state(self) -> dict[str, Any] | None:
+        """What a checkpoint must keep besides the policy and its optimiser (GRPO: nothing)."""
+        return None
+
+    def load_critic_state(self, state: dict[str, Any] | None) -> None:
+        """Restores `critic_state` from a checkpoint.
+
+        Raises:
+            ValueError: The checkpoint holds a critic, but this updater has none.
+        """
+        if state is not None:
+            raise ValueError(
+                f"the checkpoint was trained with a critic (algorithm.method=ppo), this run uses "
+                f"algorithm.method={self.config.method}: resume with method=ppo, or start a new run with "
+                "learner.init=<checkpoint>/policy.safetensors"
+            )
+
+
+def group_of_steps(real: torch.Tensor) -> torch.Tensor:
+    """(M,) group index of each real step of an (N, G, T) bool `real`, in `real`'s order."""
+    n, g, t = real.shape
+    return torch.arange(n)[:, None, None].expand(n, g, t)[real]
+
+
+def minibatches(group_of: torch.Tensor, n: int, per: int, generator: torch.Generator):
+    """Row selections of one epoch: the `n` groups in a random order, `per` at a time.
+
+    Yields:
+        A (M,) bool mask of the real steps of each minibatch (a full slice when `per` >= `n`).
+    """
+    order = torch.randperm(n, generator=generator)
+    for i in range(0, n, per):
+        yield torch.isin(group_of, order[i : i + per]) if per < n else slice(None)
+
+
+def make_updater(policy: GaussianPolicy, config: GRPOConfig, reference: GaussianPolicy | None = None,
+                 seed: int = 0) -> GRPOUpdater:  # fmt: skip
+    """The updater `config.method` names (the one place the algorithm is chosen)."""
+    if config.method == "ppo":
+        from alpagym_train.ppo import PPOUpdater  # ppo.py builds on this module
+
+        return PPOUpdater(policy, config, reference, seed)
+    return GRPOUpdater(policy, config, reference, seed)

@@ -1,4 +1,5 @@
-"""GRPO's pure loss functions: group-relative advantages, the clipped surrogate, KL, entropy.
+"""GRPO's and PPO's pure loss functions: group-relative and GAE advantages, the clipped surrogate, KL,
+entropy, the critic's value loss.
 
 Shapes: a batch holds N groups of G rollouts of at most T steps, padded, with a (N, G, T) `mask`
 that is 1 on real steps. Every function is pure (tensors in, tensors out) and tested against
@@ -130,3 +131,64 @@ def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor, mask: torch.Tensor, normal
 def entropy_bonus(entropy: torch.Tensor, mask: torch.Tensor, normaliser: float) -> torch.Tensor:
     """Mean per-step entropy under the same constant normaliser (subtract coef * this from the loss)."""
     return (entropy * mask).sum() / normaliser
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    bootstrap: torch.Tensor,
+    gamma: float = 0.99,
+    lam: float = 0.95,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016) of padded rollouts.
+
+    delta_t = r_t + gamma V_{t+1} - V_t, A_t = delta_t + gamma lam A_{t+1}, where after a rollout's
+    last real step V_{t+1} is `bootstrap` and A_{t+1} is 0.
+
+    Args:
+        rewards: (..., T) per-step rewards.
+        values: (..., T) critic values of the states the actions were taken in.
+        mask: (..., T) 1 on real steps, a prefix of each rollout.
+        bootstrap: (...,) value of the state after the last real step: 0 where the episode
+            terminated, the critic's estimate where it was truncated.
+        gamma: Discount per step.
+        lam: GAE's lambda (0: one-step TD, 1: discounted return minus V).
+
+    Returns:
+        Advantages and lambda-returns (the critic's targets, advantages + values), (..., T) each,
+        zero on padding.
+    """
+    t_max = rewards.shape[-1]
+    running = torch.zeros_like(bootstrap)
+    out = [running] * t_max
+    for t in reversed(range(t_max)):
+        nxt_real = mask[..., t + 1] if t + 1 < t_max else torch.zeros_like(bootstrap)
+        next_value = torch.where(nxt_real > 0, values[..., min(t + 1, t_max - 1)], bootstrap)
+        delta = rewards[..., t] + gamma * next_value - values[..., t]
+        running = (delta + gamma * lam * nxt_real * running) * mask[..., t]
+        out[t] = running
+    adv = torch.stack(out, dim=-1)
+    return adv, (adv + values) * mask
+
+
+def normalise_advantages(adv: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(adv - mean) / (std + eps) over the real steps of the whole batch, zero on padding."""
+    n = mask.sum().clamp(min=1.0)
+    mean = (adv * mask).sum() / n
+    std = torch.sqrt((((adv - mean) * mask) ** 2).sum() / n)
+    return (adv - mean) / (std + eps) * mask
+
+
+def value_loss(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """0.5 * mean squared error of the critic's values against their targets over real steps."""
+    return 0.5 * (((values - returns) ** 2) * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """1 - Var(returns - values) / Var(returns) over real steps: 1 a perfect critic, 0 one no better
+    than a constant, negative a worse one; NaN when the returns do not vary."""
+    real = mask > 0
+    r, v = returns[real], values[real]
+    var = r.var(unbiased=False)
+    return 1.0 - (r - v).var(unbiased=False) / var if var > 0 else var.new_tensor(float("nan"))

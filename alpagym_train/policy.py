@@ -70,6 +70,15 @@ def _tanh_log_det(u: torch.Tensor) -> torch.Tensor:
     return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
 
 
+def tanh_mlp(in_dim: int, hidden: tuple[int, ...]) -> nn.Sequential:
+    """Linear + tanh layers of the given widths (the policy's body; the critic's too)."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), nn.Tanh()]
+        in_dim = h
+    return nn.Sequential(*layers)
+
+
 class GaussianPolicy(nn.Module):
     """tanh-squashed Gaussian MLP policy."""
 
@@ -79,12 +88,8 @@ class GaussianPolicy(nn.Module):
         if config.normalize_obs:
             self.register_buffer("obs_mean", torch.zeros(config.obs_dim))
             self.register_buffer("obs_std", torch.ones(config.obs_dim))
-        layers: list[nn.Module] = []
-        width = config.obs_dim
-        for h in config.hidden:
-            layers += [nn.Linear(width, h), nn.Tanh()]
-            width = h
-        self.body = nn.Sequential(*layers)
+        self.body = tanh_mlp(config.obs_dim, config.hidden)
+        width = config.hidden[-1]
         self.mean = nn.Linear(width, config.act_dim)
         nn.init.zeros_(self.mean.bias)
         nn.init.uniform_(self.mean.weight, -1e-3, 1e-3)

@@ -27,6 +27,9 @@ class GroupBatch:
         mask: (N, G, T) float32, 1 on real steps.
         scene_score: (N, G) float32 AlpaSim scene score of each rollout.
         scenario_ids: (N,) int64 scenario index of each group.
+        terminated: (N, G) float32, 1 where the rollout ended in a terminal state (the AlpaSim cut,
+            route completion), 0 where it was truncated (the horizon, the end of the scene's log): a
+            critic bootstraps the value of what follows a truncation, never of a termination.
         policy_version: Version of the weights that acted.
     """
 
@@ -37,6 +40,7 @@ class GroupBatch:
     mask: np.ndarray
     scene_score: np.ndarray
     scenario_ids: np.ndarray
+    terminated: np.ndarray
     policy_version: int = 0
 
     @property
@@ -82,6 +86,7 @@ def collect_groups(env: AlpaDriveVectorEnv, sample, scenario_ids: np.ndarray, gr
     out_r = np.zeros((b, horizon), np.float32)
     mask = np.zeros((b, horizon), np.float32)
     score = np.zeros(b, np.float32)
+    ended_terminal = np.zeros(b, np.float32)
     alive = np.ones(b, dtype=bool)
     for t in range(horizon):
         actions, u, logp = sample(obs)
@@ -92,6 +97,7 @@ def collect_groups(env: AlpaDriveVectorEnv, sample, scenario_ids: np.ndarray, gr
         done = (terminated | truncated) & alive
         if done.any():
             score[done] = info["alpagym"]["scene_score"][done]
+            ended_terminal[done] = terminated[done]
             alive &= ~done
         if not alive.any():
             break
@@ -104,4 +110,5 @@ def collect_groups(env: AlpaDriveVectorEnv, sample, scenario_ids: np.ndarray, gr
         mask=mask.reshape(*shape, horizon),
         scene_score=score.reshape(shape),
         scenario_ids=np.asarray(scenario_ids, dtype=np.int64),
+        terminated=ended_terminal.reshape(shape),
     )

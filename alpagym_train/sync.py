@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from alpagym_train.algorithm import GRPOConfig, GRPOUpdater
+from alpagym_train.algorithm import GRPOConfig, make_updater
 from alpagym_train.policy import GaussianPolicy, RolloutPolicy, load, save
 from alpagym_train.rollout import collect_groups, make_group_env
 from alpagym_train.threads import pin_torch_threads
@@ -38,7 +38,7 @@ class SyncConfig:
         group_size: Rollouts per group, G.
         eval_every: Updates between validation scores (0: only at the start and the end).
         env: Env arguments (horizon, reward, agents, ...).
-        grpo: Algorithm hyper-parameters.
+        grpo: Algorithm hyper-parameters (``method="ppo"`` trains with a learned critic instead).
         keep_best: Return (and save) the policy with the best validation score seen, not the last
             one: early stopping on val, as for BC; the test suite stays held out.
         log_std: Exploration noise: the policy's log-std is set to this before training (None keeps
@@ -103,7 +103,7 @@ def train_sync(cfg: SyncConfig, policy: GaussianPolicy | None = None) -> tuple[G
     train = train[: cfg.train_scenes] if cfg.train_scenes else train
     val = load_suite(cfg.val_suite)[: cfg.val_scenes]
     env = make_group_env(cfg.groups, cfg.group_size, scenarios=train, **cfg.env)
-    updater = GRPOUpdater(policy, cfg.grpo, seed=cfg.seed)
+    updater = make_updater(policy, cfg.grpo, seed=cfg.seed)
     sampler = RolloutPolicy(policy, torch.Generator().manual_seed(cfg.seed + 1))
     rng = np.random.default_rng(cfg.seed)
     first = _prefix("val", evaluate_policy(policy, val, cfg.env))

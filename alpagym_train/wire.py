@@ -9,9 +9,10 @@ A rollout stream entry has three fields:
 - ``mac``: HMAC-SHA256 of ``data`` under the run secret (SHA-NI makes it the fastest keyed hash here).
 
 `decode_group` checks an entry against the run's `RolloutSpec` before anything uses it: size, MAC,
-format, run id, array names, dtypes and shapes, finite values, a 0/1 mask, scenario ids in range and a
-policy version no newer than the learner's. It raises `BadEntry` naming the first problem; the
-transport moves such an entry to the dead-letter stream. Never pickle: a peer can send data, not code.
+format, run id, array names, dtypes and shapes, finite values, a 0/1 mask and terminal flag, scenario
+ids in range and a policy version no newer than the learner's. It raises `BadEntry` naming the first
+problem; the transport moves such an entry to the dead-letter stream. Never pickle: a peer can send
+data, not code.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from alpagym_train.rollout import GroupBatch
 
-WIRE_FORMAT = 2
+WIRE_FORMAT = 3  # 3: GroupBatch.terminated
 _FLOATS = ("obs", "u", "logp", "rewards", "mask", "scene_score")
 _ARRAYS = tuple(f.name for f in fields(GroupBatch) if f.name != "policy_version")
 
@@ -69,7 +70,7 @@ class RolloutSpec:
     @property
     def max_bytes(self) -> int:
         """Upper bound of an entry's ``data`` size: `max_groups` full groups plus 64 KiB of header."""
-        per_group = self.group_size * (self.max_steps * (self.obs_dim + self.act_dim + 3) + 1) * 4 + 8
+        per_group = self.group_size * (self.max_steps * (self.obs_dim + self.act_dim + 3) + 2) * 4 + 8
         return self.max_groups * per_group + (64 << 10)
 
 
@@ -152,6 +153,7 @@ def _shapes(spec: RolloutSpec, n: int, t: int) -> dict[str, tuple[str, tuple[int
         "mask": ("F32", ngt),
         "scene_score": ("F32", (n, g)),
         "scenario_ids": ("I64", (n,)),
+        "terminated": ("F32", (n, g)),
     }
 
 
@@ -218,8 +220,9 @@ def decode_group(entry_id: str, entry: Mapping[bytes, bytes], spec: RolloutSpec,
     for name in _FLOATS:
         if not np.isfinite(arrays[name]).all():
             raise BadEntry(f"array {name!r} holds NaN or inf", actor)
-    if not np.isin(arrays["mask"], (0.0, 1.0)).all():
-        raise BadEntry("array 'mask' holds values other than 0 and 1", actor)
+    for name in ("mask", "terminated"):
+        if not np.isin(arrays[name], (0.0, 1.0)).all():
+            raise BadEntry(f"array {name!r} holds values other than 0 and 1", actor)
     ids = arrays["scenario_ids"]
     if ids.min() < 0 or ids.max() >= spec.num_scenarios:
         raise BadEntry(f"scenario ids outside [0, {spec.num_scenarios})", actor)

@@ -6,8 +6,8 @@ the ``env``, ``reward``, ``algorithm`` and ``topology`` groups beside it):
 - `config`: the strict structured config;
 - `actor`: follows the published weights and pushes whole groups tagged with their version;
 - `learner`: drops stale groups (invalid ones are dead-lettered by `alpagym_train.wire` checks),
-  applies the shared `GRPOUpdater.update`, publishes weights, logs, checkpoints and resumes
-  (`checkpoint`);
+  applies the shared `GRPOUpdater.update` (or, with ``algorithm=ppo``, `PPOUpdater`'s, whose critic
+  stays in the learner), publishes weights, logs, checkpoints and resumes (`checkpoint`);
 - `launch`: ``role=all``, a private redis-server, the learner and supervised actors on one machine;
 - `identity`: the run's unique id and lease, its secret and the Redis password, passed privately;
 - `preflight`: the checks run before any process starts.

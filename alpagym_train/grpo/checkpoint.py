@@ -5,7 +5,8 @@ A checkpoint is a directory ``{run_dir}/checkpoints/update_{n:06d}/`` holding
 - ``policy.safetensors`` + ``policy.json``: the weights and sidecar (`alpagym_train.policy.save`), so a
   checkpoint is also an evaluable policy;
 - ``trainer.pt``: optimizer state, update step, weight version, counters, the best validation score
-  and weights, and the torch/numpy RNG states (read back with ``torch.load(weights_only=True)``);
+  and weights, the critic's weights and optimizer (PPO), and the torch/numpy RNG states (read back
+  with ``torch.load(weights_only=True)``);
 - ``config.yaml``: the resolved run config; ``run_id``: the run's id (a resume reuses it).
 
 ``{run_dir}/checkpoints/latest`` names the newest one.
@@ -40,6 +41,8 @@ class TrainerState:
         minibatch_rng: State of the updater's minibatch generator.
         reference: Weights of the frozen KL reference (the init policy), None without a KL term.
         run_id: The run's id.
+        critic: The updater's `critic_state` (PPO's value network, its optimizer and update count;
+            None for GRPO).
     """
 
     update: int = 0
@@ -54,6 +57,7 @@ class TrainerState:
     minibatch_rng: torch.Tensor | None = None
     reference: dict[str, torch.Tensor] | None = None
     run_id: str = ""
+    critic: dict[str, Any] | None = None
 
 
 def save_checkpoint(

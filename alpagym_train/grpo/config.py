@@ -151,7 +151,8 @@ class GRPORunConfig:
         progress: Show a progress bar.
         env: Env settings (`EnvConfig` fields; ``env.suite`` is the training suite).
         reward: Reward terms.
-        algorithm: GRPO hyper-parameters (`GRPOConfig` fields).
+        algorithm: GRPO hyper-parameters (`GRPOConfig` fields; ``algorithm=ppo`` / ``algorithm.method=ppo``
+            trains PPO with a learned critic on the same rollouts).
     """
 
     role: str = "all"

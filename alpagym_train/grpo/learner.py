@@ -1,9 +1,10 @@
-"""The learner: reads groups from Redis, drops stale ones, applies `GRPOUpdater.update`, publishes weights.
+"""The learner: reads groups from Redis, drops stale ones, applies the updater, publishes weights.
 
 Each update takes at least ``learner.groups_per_update`` groups from the stream (XREADGROUP). A group
 rolled out by weights more than ``learner.max_policy_lag`` versions behind the current ones is dropped:
 acknowledged, counted and logged, never trained on. The update is the synchronous reference's own
-`GRPOUpdater.update`, so on the same groups both give the same weights. The entries are XACKed once
+updater (`alpagym_train.algorithm.make_updater`: GRPO, or PPO whose critic stays in the learner and is
+never published), so on the same groups both give the same weights. The entries are XACKed once
 the update has used them, and the new weights are published as the next version.
 
 Every entry is validated where it is read (`alpagym_train.wire`): a bad one (NaN, wrong shape, a
@@ -31,6 +32,7 @@ import sys
 import time
 import traceback
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from alpagym_train.algorithm import GRPOUpdater
+from alpagym_train.algorithm import make_updater
 from alpagym_train.exit_codes import ExitCode
 from alpagym_train.grpo.checkpoint import TrainerState, load_checkpoint, save_checkpoint
 from alpagym_train.grpo.config import GRPORunConfig
@@ -68,7 +70,7 @@ def concat_groups(batches: list[GroupBatch]) -> GroupBatch:
     """One `GroupBatch` of all groups of `batches`, in order (policy_version: the oldest)."""
     if len(batches) == 1:
         return batches[0]
-    names = ("obs", "u", "logp", "rewards", "mask", "scene_score", "scenario_ids")
+    names = [f.name for f in fields(GroupBatch) if f.name != "policy_version"]
     arrays = {n: np.concatenate([getattr(b, n) for b in batches]) for n in names}
     return GroupBatch(**arrays, policy_version=min(b.policy_version for b in batches))
 
@@ -127,11 +129,12 @@ class Learner:
         if state.reference is not None:  # a resumed run keeps its KL reference (the init policy)
             reference = GaussianPolicy(policy.config)
             reference.load_state_dict(state.reference)
-        self.updater = GRPOUpdater(policy, cfg.grpo_config(), reference=reference, seed=cfg.learner.seed)
+        self.updater = make_updater(policy, cfg.grpo_config(), reference=reference, seed=cfg.learner.seed)
         self.spec = rollout_spec(cfg, policy)
         self.lease: str | None = None  # owner token while holding the run's lease
         if state.optimizer is not None:
             self.updater.optimizer.load_state_dict(state.optimizer)
+        self.updater.load_critic_state(state.critic)
         if state.minibatch_rng is not None:
             self.updater.generator.set_state(state.minibatch_rng)
         self.counters = Counter(state.counters)
@@ -233,22 +236,27 @@ class Learner:
         return fresh, stats
 
     def _guarded_update(self, batch: GroupBatch) -> dict[str, float] | None:
-        """`GRPOUpdater.update`, undone (weights and optimizer restored) when its loss, gradient norm or
-        resulting weights are not finite; None then."""
-        saved = copy.deepcopy((self.policy.state_dict(), self.updater.optimizer.state_dict()))
-        stats = self.updater.update(batch)
-        finite = all(math.isfinite(stats.get(k, 0.0)) for k in ("loss", "grad_norm", "kl"))
+        """The updater's `update`, undone (weights, optimizer and critic restored) when its loss,
+        gradient norm or resulting weights are not finite; None then."""
+        updater = self.updater
+        saved = copy.deepcopy(
+            (self.policy.state_dict(), updater.optimizer.state_dict(), updater.critic_state())
+        )
+        stats = updater.update(batch)
+        keys = ("loss", "grad_norm", "kl", "value_loss", "value_grad_norm")  # the critic's: PPO only
+        finite = all(math.isfinite(stats.get(k, 0.0)) for k in keys)
         if finite and weights_finite(self.policy):
             return stats
         self.policy.load_state_dict(saved[0])
-        self.updater.optimizer.load_state_dict(saved[1])
+        updater.optimizer.load_state_dict(saved[1])
+        updater.load_critic_state(saved[2])
         self.counters["updates_skipped"] += 1
         print(f"learner: update skipped (loss {stats.get('loss')}, grad norm {stats.get('grad_norm')}: "
               "not finite); weights and optimizer restored", file=sys.stderr, flush=True)  # fmt: skip
         return None
 
     def step(self, timeout_s: float | None = None) -> dict[str, Any]:
-        """One update: gather, `GRPOUpdater.update`, acknowledge, publish the next version.
+        """One update: gather, the updater's `update`, acknowledge, publish the next version.
 
         Groups whose update is not finite are acknowledged and skipped, and more are gathered.
 
@@ -301,6 +309,7 @@ class Learner:
         s = self.state
         s.counters = dict(self.counters)
         s.optimizer = self.updater.optimizer.state_dict()
+        s.critic = self.updater.critic_state()
         s.torch_rng = torch.get_rng_state()
         s.minibatch_rng = self.updater.generator.get_state()
         ref = self.updater.reference

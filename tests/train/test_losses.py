@@ -76,3 +76,45 @@ def test_kl_k3_and_entropy():
     assert L.kl_k3(logp, ref, mask, 2.0).item() == pytest.approx((0.5 + math.log(2) - 1) / 2)
     assert L.kl_k3(ref, ref, mask, 2.0).item() == 0.0
     assert L.entropy_bonus(torch.tensor([[[1.0, 3.0]]]), mask, 2.0).item() == pytest.approx(2.0)
+
+
+def test_gae_by_hand_with_early_ends_and_bootstrap():
+    gamma, lam = 0.5, 0.5
+    rewards = torch.tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 7.0]])
+    values = torch.tensor(
+        [[1.0, 1.0, 2.0], [2.0, 1.0, 100.0]]
+    )  # the padded step's 7 and 100 count for nothing
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    # rollout 0 truncated at the horizon (bootstrap 4); rollout 1 terminated after 2 steps (bootstrap 0)
+    adv, ret = L.gae(rewards, values, mask, torch.tensor([4.0, 0.0]), gamma, lam)
+    # rollout 0: deltas 1 + .5*1 - 1 = .5, 2 + .5*2 - 1 = 2, 3 + .5*4 - 2 = 3; A = 3, 2 + .25*3, .5 + .25*2.75
+    # rollout 1: deltas 1 + .5*1 - 2 = -.5, 1 + .5*0 - 1 = 0; A = 0, -.5
+    torch.testing.assert_close(adv, torch.tensor([[1.1875, 2.75, 3.0], [-0.5, 0.0, 0.0]]))
+    torch.testing.assert_close(ret, torch.tensor([[2.1875, 3.75, 5.0], [1.5, 1.0, 0.0]]))
+    # the same rollout 1 truncated instead: its last step bootstraps V = 2
+    adv_t, _ = L.gae(rewards, values, mask, torch.tensor([4.0, 2.0]), gamma, lam)
+    torch.testing.assert_close(adv_t[1], torch.tensor([-0.25, 1.0, 0.0]))  # delta_1 = 1 + 1 - 1
+
+
+def test_gae_with_gamma_and_lambda_one_is_reward_to_go_minus_value():
+    rewards = torch.tensor([[[1.0, 2.0, 3.0], [0.0, 1.0, 9.0]]])
+    mask = torch.tensor([[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]])
+    values = torch.tensor([[[0.5, -1.0, 2.0], [3.0, 0.0, 5.0]]])
+    adv, ret = L.gae(rewards, values, mask, torch.zeros(1, 2), gamma=1.0, lam=1.0)
+    torch.testing.assert_close(ret, L.reward_to_go(rewards, mask))
+    torch.testing.assert_close(adv, (L.reward_to_go(rewards, mask) - values) * mask)
+
+
+def test_normalised_advantages_value_loss_and_explained_variance():
+    adv = torch.tensor([[1.0, 2.0, 3.0, 50.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    expect = torch.tensor([[-1.0, 0.0, 1.0, 0.0]]) / math.sqrt(2 / 3)  # padding ignored and zeroed
+    torch.testing.assert_close(L.normalise_advantages(adv, mask, eps=0.0), expect)
+    values, returns = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])
+    assert L.value_loss(values, returns, torch.ones(2)).item() == pytest.approx(0.5 * (1 + 4) / 2)
+    assert L.value_loss(values, returns, torch.tensor([1.0, 0.0])).item() == pytest.approx(0.5)
+    r, ones = torch.tensor([1.0, 2.0, 3.0, 9.0]), torch.tensor([1.0, 1.0, 1.0, 0.0])
+    assert L.explained_variance(r, r, ones).item() == pytest.approx(1.0)
+    assert L.explained_variance(torch.full((4,), 2.0), r, ones).item() == pytest.approx(0.0)
+    assert L.explained_variance(-r, r, ones).item() < 0
+    assert math.isnan(L.explained_variance(r, torch.ones(4), ones).item())

@@ -49,6 +49,7 @@ def make_batch(n: int = 2, g: int = 4, t: int = 7, d: int = 5, a: int = 2, seed:
         mask=(rng.random((n, g, t)) > 0.3).astype(np.float32),
         scene_score=rng.random((n, g), dtype=np.float32),
         scenario_ids=rng.integers(0, 1000, n).astype(np.int64),
+        terminated=(rng.random((n, g)) > 0.5).astype(np.float32),
     )
 
 
@@ -132,7 +133,7 @@ def test_group_batch_round_trips_exactly(transport):
     (got,), _ = transport.read_groups("learner-0", SPEC, 10, count=10)
     assert got.entry_id == entry_id and got.actor_id == "actor-0"
     assert got.batch.policy_version == 7 and abs(got.sent_at - time.time()) < 5
-    for name in ("obs", "u", "logp", "rewards", "mask", "scene_score", "scenario_ids"):
+    for name in ("obs", "u", "logp", "rewards", "mask", "scene_score", "scenario_ids", "terminated"):
         a, b = getattr(batch, name), getattr(got.batch, name)
         assert a.dtype == b.dtype and a.shape == b.shape, name
         np.testing.assert_array_equal(a, b)
