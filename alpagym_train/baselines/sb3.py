@@ -33,6 +33,7 @@ import math
 import time
 import zipfile
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,8 @@ class SB3Config:
     Attributes:
         algo: ``"ppo"`` or ``"sac"``.
         total_timesteps: Env steps (transitions over all sub-envs) to train for.
+        max_seconds: A wall-clock budget: training also stops at the first env step after this many
+            seconds of `learn` (None: `total_timesteps` alone ends it).
         num_envs: Sub-envs stepped together by the batched engine.
         env: Env arguments (`AlpaDriveEnv`'s: ``reward``, ``horizon``, ``action_type``, ``agents``, ...).
         suite: Training suite (a name or a file, `alpagym_env.evaluation.load_scenarios`).
@@ -118,6 +121,7 @@ class SB3Config:
 
     algo: str = "ppo"
     total_timesteps: int = 200_000
+    max_seconds: float | None = None
     num_envs: int = 8
     env: dict[str, Any] = field(default_factory=lambda: {"reward": "scene_score"})
     suite: str = "train"
@@ -143,6 +147,8 @@ class SB3Config:
         for name in ("train_scenes", "eval_episodes"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 or None, got {getattr(self, name)}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ConfigError(f"max_seconds must be > 0 or None, got {self.max_seconds}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         clash = sorted(set(self.algo_kwargs) & set(RESERVED_KWARGS))
@@ -235,11 +241,30 @@ class _RunLogCallback(BaseCallback):
             self._bar.set_postfix(ep_rew=f"{rec['ep_rew_mean']:.2f}", steps_s=f"{rec['env_steps_per_s']:.0f}")
 
 
-def train_sb3(cfg: SB3Config) -> tuple[BaseAlgorithm, dict[str, Any]]:
+class WallClockStop(BaseCallback):
+    """Stops training (`_on_step` returns False) at the first env step after `seconds` of training.
+
+    Args:
+        seconds: The wall-clock budget, counted from the start of `learn`.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def _on_training_start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        return time.perf_counter() - self._t0 < self.seconds
+
+
+def train_sb3(cfg: SB3Config, callbacks: Sequence[BaseCallback] = ()) -> tuple[BaseAlgorithm, dict[str, Any]]:
     """Trains the SB3 model, saves it and scores it closed-loop on the evaluation suite.
 
     Args:
         cfg: The run's settings.
+        callbacks: More SB3 callbacks to train with (after the run's logger and checkpoints).
 
     Returns:
         The trained model and a summary: env steps, training seconds and env steps/s, episodes, the
@@ -265,12 +290,15 @@ def train_sb3(cfg: SB3Config) -> tuple[BaseAlgorithm, dict[str, Any]]:
             )
             setattr(model, META_ATTR, _meta(cfg, env.venv.config, env.observation_space.shape[0]))
             logger = _RunLogCallback(run, cfg.log_every, cfg.progress, cfg.total_timesteps)
-            callbacks: list[BaseCallback] = [logger]
+            every_cb: list[BaseCallback] = [logger]
             if cfg.checkpoint_every:
                 every = max(cfg.checkpoint_every // cfg.num_envs, 1)  # SB3 counts vec-env steps
-                callbacks.append(CheckpointCallback(every, str(run.checkpoints), name_prefix=cfg.algo))
+                every_cb.append(CheckpointCallback(every, str(run.checkpoints), name_prefix=cfg.algo))
+            every_cb += callbacks
+            if cfg.max_seconds is not None:
+                every_cb.append(WallClockStop(cfg.max_seconds))
             t0 = time.perf_counter()
-            model.learn(cfg.total_timesteps, callback=CallbackList(callbacks))
+            model.learn(cfg.total_timesteps, callback=CallbackList(every_cb))
             train_seconds = time.perf_counter() - t0
             policy_path = run.run_dir / "policy.zip"
             model.save(policy_path)

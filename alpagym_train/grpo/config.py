@@ -99,6 +99,9 @@ class LearnerConf:
         updates: GRPO updates (the run ends after this many).
         max_env_steps: An env-step budget: the run also ends after the update that reaches this many
             closed-loop env steps (None: `updates` alone ends it).
+        max_seconds: A wall-clock budget: the run also ends after the update that passes this many
+            seconds, counted from the start of the first update (process start-up excluded; the
+            seconds so far are each update's ``seconds`` in ``metrics.jsonl``). None: no limit.
         groups_per_update: Groups (scenes) per update, N.
         group_size: Rollouts per group, G.
         min_actors: Wait until this many actors are alive before the first update (e.g. the machines
@@ -123,6 +126,7 @@ class LearnerConf:
     init: str = "runs/bc/policy.safetensors"
     updates: int = 40
     max_env_steps: int | None = None
+    max_seconds: float | None = None
     groups_per_update: int = 8
     group_size: int = 8
     min_actors: int = 0
@@ -195,6 +199,8 @@ class GRPORunConfig:
                 raise ValueError(f"{name} must be > 0, got {value}")
         if self.learner.max_policy_lag < 0:
             raise ValueError(f"learner.max_policy_lag must be >= 0, got {self.learner.max_policy_lag}")
+        if self.learner.max_seconds is not None and not self.learner.max_seconds > 0:
+            raise ValueError(f"learner.max_seconds must be > 0 or null, got {self.learner.max_seconds}")
 
     def env_config(self) -> EnvConfig:
         """The frozen, checked `EnvConfig`."""

@@ -431,11 +431,13 @@ def _train(cfg, learner: Learner, val, eval_kwargs, logger: RunLogger, meta: dic
     t0, steps0 = time.perf_counter(), state.env_steps
     bar = tqdm(total=lc.updates, initial=state.update, desc="grpo", disable=not cfg.progress, file=sys.stdout)
     budget = lc.max_env_steps if lc.max_env_steps is not None else float("inf")
-    while state.update < lc.updates and state.env_steps < budget:
+    max_seconds = lc.max_seconds if lc.max_seconds is not None else float("inf")
+    last = False
+    while state.update < lc.updates and state.env_steps < budget and not last:
         rec = learner.step()
         rec["seconds"] = time.perf_counter() - t0
         rec["env_steps_per_s"] = (state.env_steps - steps0) / max(rec["seconds"], 1e-9)
-        last = state.update == lc.updates or state.env_steps >= budget
+        last = state.update == lc.updates or state.env_steps >= budget or rec["seconds"] >= max_seconds
         if last or (lc.eval_every and state.update % lc.eval_every == 0):
             rec |= _evaluate(learner, val, eval_kwargs, None, state.update)
         logger.log(state.update, rec)

@@ -142,6 +142,8 @@ def test_config_is_strict_and_checked():
         from_plain({"role": "coach"})
     with pytest.raises(ValueError, match="group_size"):
         from_plain({"learner": {"group_size": 1}})
+    with pytest.raises(ValueError, match="learner.max_seconds must be > 0"):
+        from_plain({"learner": {"max_seconds": 0.0}})
     cfg = from_plain({"env": {"horizon": 50, "agents": {"mode": "idm"}}, "algorithm": {"scale": "none"}})
     assert cfg.env_config().horizon == 50 and cfg.env_config().agents.mode == "idm"
     assert cfg.grpo_config().scale == "none"

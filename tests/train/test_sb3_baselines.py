@@ -144,11 +144,35 @@ def test_unknown_keys_algos_and_bad_values_raise_clear_errors():
         sb3_config(algo="dqn")
     with pytest.raises(ConfigError, match="total_timesteps must be >= 1"):
         sb3_config(total_timesteps=0)
+    with pytest.raises(ConfigError, match="max_seconds must be > 0 or None, got 0"):
+        sb3_config(max_seconds=0)
     with pytest.raises(ConfigError, match=r"algo_kwargs may not set \['seed'\]"):
         sb3_config(algo_kwargs={"seed": 3})
     with pytest.raises(ConfigError, match="unresolved interpolation"):
         SB3Config()
     assert sb3_config(algo="sac").run_dir == "runs/sb3_sac"
+
+
+def test_max_seconds_stops_training_at_the_wall_clock_budget(tmp_path):
+    cfg = sb3_config(
+        algo="ppo",
+        total_timesteps=10**7,
+        max_seconds=1.5,
+        num_envs=4,
+        env={"horizon": 30},
+        suite="smoke",
+        eval_suite="smoke",
+        eval_episodes=1,
+        eval_references=[],
+        algo_kwargs=TINY["ppo"],
+        checkpoint_every=0,
+        run_dir=str(tmp_path / "run"),
+        progress=False,
+    )
+    _, summary = train_sb3(cfg)
+    assert 0 < summary["env_steps"] < 10**7
+    assert 1.5 <= summary["train_seconds"] < 10  # stopped at the first step past the budget
+    assert summary["last_record"]["env_steps"] == summary["env_steps"]
 
 
 @pytest.mark.parametrize(
