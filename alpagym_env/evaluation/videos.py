@@ -77,19 +77,20 @@ def _events(m: np.ndarray) -> str:
     return " ".join(label for idx, label in names if m[idx] > 0)
 
 
-def render_episode(
-    path: str | os.PathLike,
+def episode_frames(
     config: EnvConfig,
     scenario: Scenario,
     result: EpisodeResult,
     policy_name: str,
     follows_log: bool,
     render_config: RenderConfig | None = None,
-) -> bool:
-    """Replays `result` and writes its video to `path`.
+) -> tuple[list[np.ndarray], float, bool]:
+    """Replays `result` and renders it with the metrics overlaid.
 
     Returns:
-        Whether the replay reproduced the recorded scene score (it should, bit for bit).
+        The frames, one (H, W, 3) uint8 per step plus the start; the frames per second of real time (the
+        engine's step rate); and whether the replay reproduced the recorded scene score (it should, bit
+        for bit).
     """
     sim, states = replay_states(config, scenario, result.actions, follows_log)
     cs = sim.compiled[0]
@@ -118,8 +119,28 @@ def render_episode(
         ]
         ev = _events(st["metrics"]) if t > 0 else ""
         frames.append(overlay(rgb, lines + ([ev] if ev else [])))
-    write_video(path, frames, fps=round(1.0 / sim.dt))
-    return sim.episode_metrics(0)["scene_score"] == m["scene_score"]
+    return frames, 1.0 / sim.dt, sim.episode_metrics(0)["scene_score"] == m["scene_score"]
+
+
+def render_episode(
+    path: str | os.PathLike,
+    config: EnvConfig,
+    scenario: Scenario,
+    result: EpisodeResult,
+    policy_name: str,
+    follows_log: bool,
+    render_config: RenderConfig | None = None,
+) -> bool:
+    """Replays `result` and writes its video to `path` (`episode_frames`).
+
+    Returns:
+        Whether the replay reproduced the recorded scene score (it should, bit for bit).
+    """
+    frames, fps, reproduced = episode_frames(
+        config, scenario, result, policy_name, follows_log, render_config
+    )
+    write_video(path, frames, fps=round(fps))
+    return reproduced
 
 
 def write_videos(
