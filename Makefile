@@ -36,7 +36,7 @@ bench: $(STAMP)
 # BC, BC + GRPO, SB3 PPO and SAC at one env-step budget on the test suite (~10-15 min on 2 cores).
 results: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
-	$(PY) benchmarks/results.py
+	$(PY) benchmarks/results.py $(RESULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

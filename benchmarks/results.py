@@ -272,17 +272,22 @@ def notes(args: argparse.Namespace, runs: Sequence[Run], seconds: float, common:
         if args.minutes is None and "grpo" in args.methods
         else ""
     )
+    async_text = (
+        "The async trainer's runs ("
+        + "; ".join(f"{LABELS[m]}: {u:.0f} updates" for m, u in updates.items())
+        + f"; each update {GROUPS} groups x {GROUP_SIZE} rollouts, topology `{args.topology}`) stop after "
+        "the update that passes the budget, so they overshoot by less than one update; their time counts "
+        "from the first update (process start-up excluded) and includes validating every "
+        f"{args.eval_every} updates on {args.val_scenes} val scenes, whose env steps are not counted. "
+        if updates
+        else ""
+    )
     lines = [
         f"Seeds {' '.join(map(str, args.seeds))}; budget per RL run: {budget_text(args)}; "
         f"{args.train_scenes} training scenes; {cpu['usable_cpus']} usable CPU cores "
         f"({cpu['platform']}); the whole run took {seconds / 60:.1f} min.",
-        "The async trainer's runs (GRPO, PPO with a learned critic, GRPO with trajectory actions: "
-        + ", ".join(f"{LABELS[m]} {u:.0f}" for m, u in updates.items())
-        + f" updates of {GROUPS} groups x {GROUP_SIZE} rollouts, topology `{args.topology}`) stop after "
-        "the update that passes the budget, so they overshoot by less than one update; their time counts "
-        "from the first update (process start-up excluded) and includes validating every "
-        f"{args.eval_every} updates on {args.val_scenes} val scenes, whose env steps are not counted. "
-        f"SB3 runs stop at the first env step past the budget; their time is `learn`'s. {steps_rule}"
+        async_text
+        + f"SB3 runs stop at the first env step past the budget; their time is `learn`'s. {steps_rule}"
         "'env steps' and 'train time' are means over seeds, wall-clock on this machine (shared with "
         "other jobs, so times vary).",
         "BC learns from the expert logs of the same training scenes (0 env steps, "
