@@ -41,25 +41,31 @@ TINY = {
 }
 
 
+def tiny_config(algo: str, run_dir, **overrides):
+    """A run of a few hundred env steps of `algo` on the smoke suite (`overrides` on top)."""
+    settings = {
+        "algo": algo,
+        "total_timesteps": 512,
+        "num_envs": 4,
+        "env": {"horizon": 30},
+        "suite": "smoke",
+        "eval_suite": "smoke",
+        "eval_episodes": 4,
+        "eval_references": ["idm"],
+        "algo_kwargs": TINY[algo],
+        "checkpoint_every": 256,
+        "log_every": 128,
+        "run_dir": str(run_dir),
+        "progress": False,
+    }
+    return sb3_config(**(settings | overrides))
+
+
 @pytest.fixture(scope="module", params=["ppo", "sac"])
 def run(request, tmp_path_factory):
     algo = request.param
     run_dir = tmp_path_factory.mktemp(f"sb3_{algo}")
-    cfg = sb3_config(
-        algo=algo,
-        total_timesteps=512,
-        num_envs=4,
-        env={"horizon": 30},
-        suite="smoke",
-        eval_suite="smoke",
-        eval_episodes=4,
-        eval_references=["idm"],
-        algo_kwargs=TINY[algo],
-        checkpoint_every=256,
-        log_every=128,
-        run_dir=str(run_dir),
-        progress=False,
-    )
+    cfg = tiny_config(algo, run_dir)
     model, summary = train_sb3(cfg)
     return cfg, model, summary, run_dir
 
@@ -154,21 +160,8 @@ def test_unknown_keys_algos_and_bad_values_raise_clear_errors():
 
 
 def test_max_seconds_stops_training_at_the_wall_clock_budget(tmp_path):
-    cfg = sb3_config(
-        algo="ppo",
-        total_timesteps=10**7,
-        max_seconds=1.5,
-        num_envs=4,
-        env={"horizon": 30},
-        suite="smoke",
-        eval_suite="smoke",
-        eval_episodes=1,
-        eval_references=[],
-        algo_kwargs=TINY["ppo"],
-        checkpoint_every=0,
-        run_dir=str(tmp_path / "run"),
-        progress=False,
-    )
+    overrides = {"total_timesteps": 10**7, "max_seconds": 1.5, "eval_episodes": 1, "eval_references": []}
+    cfg = tiny_config("ppo", tmp_path / "run", checkpoint_every=0, **overrides)
     _, summary = train_sb3(cfg)
     assert 0 < summary["env_steps"] < 10**7
     assert 1.5 <= summary["train_seconds"] < 10  # stopped at the first step past the budget
