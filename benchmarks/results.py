@@ -34,7 +34,7 @@ policies are driven closed-loop on the same `--test-episodes` test scenes by the
 ``--write-docs`` then writes ``docs/results.md`` and its figures (``docs/results_*``) from the run;
 ``--docs-from RUN_DIR`` does only that, from an earlier run.
 
-Usage: python benchmarks/results.py [--minutes 2.0 | --env-steps 200000] [--seeds 0 1 2]
+Usage: python benchmarks/results.py [--minutes 1.75 | --env-steps 200000] [--seeds 0 1 2]
        [--methods bc grpo ppo_bc grpo_traj sb3_ppo sb3_sac] [--train-scenes 200] [--test-episodes 200]
        [--topology local|single] [--out runs/results] [--write-docs | --docs-from RUN_DIR]
 """
@@ -84,9 +84,10 @@ from alpagym_env.evaluation import (
 )
 from alpagym_train.threads import pin_torch_threads
 
-# Minutes of training per RL method: 5 RL methods x 2 min, two BC fits, start-up and evaluation keep
-# `make results` (one seed) within about 15 min on 2 cores.
-DEFAULT_MINUTES = 2.0
+# Minutes of training per RL method. 5 RL methods x 1.75 min leave about 6 min of the 15 min `make results`
+# (one seed, 2 cores) should take for the two BC fits (about 50 s each at 200 scenes), the trainer's
+# start-ups, scoring SB3's curve checkpoints, the test evaluation and the GIFs.
+DEFAULT_MINUTES = 1.75
 REFERENCES = ("idm", "constant_velocity", "expert", "random")
 VERSIONED = ("alpagym", "torch", "stable-baselines3", "numpy", "numba", "gymnasium", "matplotlib")
 
@@ -278,7 +279,8 @@ def notes(args: argparse.Namespace, runs: Sequence[Run], seconds: float, common:
         + f"; each update {GROUPS} groups x {GROUP_SIZE} rollouts, topology `{args.topology}`) stop after "
         "the update that passes the budget, so they overshoot by less than one update; their time counts "
         "from the first update (process start-up excluded) and includes validating every "
-        f"{args.eval_every} updates on {args.val_scenes} val scenes, whose env steps are not counted. "
+        f"{args.eval_every} updates on {args.val_scenes} val scenes, whose env steps are not counted; "
+        "groups the actors queued while the learner started up count in its env steps, not its time. "
         if updates
         else ""
     )
