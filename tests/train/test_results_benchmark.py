@@ -128,3 +128,51 @@ def test_bad_budgets_and_missing_runs_are_reported(tmp_path, monkeypatch, capsys
         assert "algorithm=ppo" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="no such file; run benchmarks/results.py"):
         results.main(["--docs-from", str(tmp_path / "nothing"), "--docs-dir", str(tmp_path / "docs")])
+
+
+def test_equal_steps_reads_each_curve_at_the_fewest_env_steps_any_run_took(monkeypatch):
+    results = _load_script(monkeypatch)
+    from results_report import equal_steps
+    from results_train import Run
+
+    runs = [
+        Run("bc", 0, "bc.safetensors", 1.0, 0),
+        Run("grpo", 0, "a", 9.0, 3000, [(0, 0.0, 0.4), (1000, 3.0, 0.5), (2500, 7.0, 0.7), (3000, 9.0, 0.8)]),
+        Run("grpo", 1, "b", 9.0, 2800, [(0, 0.0, 0.2), (2000, 6.0, 0.3), (2800, 9.0, 0.9)]),
+        Run("sb3_sac", 0, "c", 9.0, 2600, [(0, 0.0, 0.1), (1300, 4.5, 0.2), (2600, 9.0, 0.6)]),
+    ]
+    common, table = equal_steps(runs)
+    assert common == 2600
+    by_policy = {r["policy"]: r for r in table}
+    grpo, sac = by_policy[results.LABELS["grpo"]], by_policy[results.LABELS["sb3_sac"]]
+    assert grpo["at_env_steps"] == (2500 + 2000) / 2 and grpo["val_scene_score"] == pytest.approx(0.5)
+    assert grpo["final_val_scene_score"] == pytest.approx(0.85) and grpo["final_env_steps"] == 2900
+    assert sac["at_env_steps"] == 2600 and sac["val_scene_score"] == pytest.approx(0.6)
+    assert list(by_policy) == [results.LABELS["grpo"], results.LABELS["sb3_sac"]]  # no BC row
+
+
+def test_gif_scenes_are_the_largest_gain_the_largest_loss_and_the_worst(monkeypatch):
+    import numpy as np
+
+    from alpagym_env.evaluation import EpisodeResult, EpisodeSpec
+
+    _load_script(monkeypatch)
+    from results_gifs import pick_scenes, side_by_side
+
+    def episodes(scores):
+        return [
+            EpisodeResult(EpisodeSpec(i, 0, 0), f"s{i}", "f", {"scene_score": s}, np.zeros((0, 2)))
+            for i, s in enumerate(scores)
+        ]
+
+    bc, grpo = episodes([0.1, 0.9, 0.5, 0.3]), episodes([0.8, 0.2, 0.6, 0.1])
+    picked = [(label, a.scenario_id, b.scenario_id) for label, a, b in pick_scenes(bc, grpo)]
+    assert picked == [("gained_most", "s0", "s0"), ("lost_most", "s1", "s1"), ("grpo_worst", "s3", "s3")]
+    # The worst is also the largest loss: shown once.
+    bc, grpo = episodes([0.9, 0.5]), episodes([0.1, 0.6])
+    assert [p[0] for p in pick_scenes(bc, grpo)] == ["gained_most", "lost_most"]
+
+    short, long = [np.zeros((4, 5, 3), np.uint8)] * 2, [np.full((4, 5, 3), 9, np.uint8)] * 3
+    frames = side_by_side(short, long)
+    assert len(frames) == 3 and frames[2].shape == (4, 5 + 4 + 5, 3)
+    assert frames[2][:, :5].max() == 0 and frames[2][:, -5:].min() == 9  # BC holds its last frame
