@@ -303,13 +303,23 @@ def notes(args: argparse.Namespace, runs: Sequence[Run], seconds: float, common:
         "same val scenes after training).",
         f"SAC updates once every {args.sac_train_freq} steps of 8 envs with {args.sac_gradient_steps} "
         f"gradient step(s) (a replay ratio of {args.sac_gradient_steps / (8 * args.sac_train_freq):.3g} "
-        "gradient steps per transition); PPO uses the `alpagym_train.baselines.sb3` defaults. All RL "
-        "methods use the `metrics` reward.",
+        "gradient steps per transition); PPO uses the `alpagym_train.baselines.sb3` defaults. "
+        + rewards_text(runs),
         f"Test: the same {args.test_episodes} held-out `test` scenes for every policy (log-replay "
         f"agents, {args.horizon}-step episodes), the episodes of all seeds pooled; ± is the 95 % "
         "confidence interval of the mean.",
     ]
     return [f"- {line}" for line in lines]
+
+
+def rewards_text(runs: Sequence[Run]) -> str:
+    """Which reward preset the RL methods trained on (each trainer's default)."""
+    names = {LABELS[r.method]: r.info["reward"] for r in runs if "reward" in r.info}
+    if not names:
+        return ""
+    if len(set(names.values())) == 1:
+        return f"All RL methods use the `{next(iter(names.values()))}` reward (the trainers' default)."
+    return "Rewards (the trainers' defaults): " + "; ".join(f"{k}: `{v}`" for k, v in names.items()) + "."
 
 
 def write_results(

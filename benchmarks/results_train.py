@@ -114,6 +114,14 @@ def val_scores(args: argparse.Namespace, specs: dict[str, tuple[str, str | None]
     return {name: float(np.mean([e.metrics["scene_score"] for e in eps])) for name, eps in results.items()}
 
 
+def reward_name(spec: Any) -> str:
+    """The reward preset a reward spec (a name or a list of terms) is, else ``custom``."""
+    from alpagym_env import rewards
+
+    terms = rewards.resolve(spec).terms
+    return next((p for p in rewards.presets() if rewards.resolve(p).terms == terms), "custom")
+
+
 def run_bc(args: argparse.Namespace, seed: int, method: str = "bc") -> Run:
     """Behaviour cloning on the expert logs of the training scenes (``bc`` or ``bc_traj``)."""
     out = Path(args.out) / f"{method}_seed{seed}"
@@ -168,6 +176,7 @@ def run_async(args: argparse.Namespace, method: str, seed: int, init: str) -> Ru
         "updates": last["update"],
         "overrides": overrides,
         "wall_seconds_with_start_up": wall,
+        "reward": reward_name(cfg.reward_terms()),
         "best_update": best["update"],
         "best_val_scene_score": best["val/scene_score"],
     }
@@ -259,6 +268,7 @@ def run_sb3(args: argparse.Namespace, method: str, seed: int, steps: int | None)
     info = {
         "sb3_kwargs": cfg.sb3_kwargs(),
         "num_envs": cfg.num_envs,
+        "reward": reward_name(cfg.env["reward"]),
         "val_scene_score": summary["eval"][f"sb3_{algo}"]["scene_score"],
     }
     policy = summary["policy"]
