@@ -42,6 +42,7 @@ Usage: python benchmarks/results.py [--minutes 1.75 | --env-steps 200000] [--see
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -137,6 +138,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--env-steps must be >= 1 and --minutes > 0")
     if args.train_scenes < 1 or args.test_episodes < 1 or args.eval_every < 1:
         parser.error("--train-scenes, --test-episodes and --eval-every must be >= 1")
+    if args.gifs and importlib.util.find_spec("imageio") is None:
+        parser.error("the GIFs need imageio (pip install 'alpagym[bench]'); or pass --no-gifs")
     args.methods = args.methods or default_methods()
     if "ppo_bc" in args.methods and not algorithm_available("ppo"):
         parser.error(
