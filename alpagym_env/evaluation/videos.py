@@ -122,27 +122,6 @@ def episode_frames(
     return frames, 1.0 / sim.dt, sim.episode_metrics(0)["scene_score"] == m["scene_score"]
 
 
-def render_episode(
-    path: str | os.PathLike,
-    config: EnvConfig,
-    scenario: Scenario,
-    result: EpisodeResult,
-    policy_name: str,
-    follows_log: bool,
-    render_config: RenderConfig | None = None,
-) -> bool:
-    """Replays `result` and writes its video to `path` (`episode_frames`).
-
-    Returns:
-        Whether the replay reproduced the recorded scene score (it should, bit for bit).
-    """
-    frames, fps, reproduced = episode_frames(
-        config, scenario, result, policy_name, follows_log, render_config
-    )
-    write_video(path, frames, fps=round(fps))
-    return reproduced
-
-
 def write_videos(
     out_dir: str | os.PathLike,
     policy_name: str,
@@ -158,7 +137,9 @@ def write_videos(
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", policy_name)
     for label, r in pick_episodes(results, k):
         path = os.path.join(out_dir, f"{safe}_{label}_{r.scenario_id}{video_suffix()}")
-        if not render_episode(path, config, scenarios[r.spec.scene], r, policy_name, follows_log):
+        frames, fps, reproduced = episode_frames(config, scenarios[r.spec.scene], r, policy_name, follows_log)
+        if not reproduced:
             print(f"warning: replay of {r.scenario_id} did not reproduce its score; the video may differ")
+        write_video(path, frames, fps=round(fps))
         paths.append(path)
     return paths
