@@ -2,13 +2,14 @@
 
 A short version of the headline experiment, a couple of minutes on a 2-core CPU:
 
-1. behaviour cloning on the expert logs of 120 training scenes (open loop);
+1. behaviour cloning on the expert logs of 400 training scenes (open loop);
 2. `python -m alpagym_train.grpo` with ``role=all`` from that checkpoint: a private redis-server, a
-   learner and two actor processes, 40 updates of 8 groups x 8 rollouts;
+   learner and two actor processes, one minute of updates of 16 groups x 8 rollouts on the whole
+   train suite (the `scene_score` reward);
 3. BC, BC + GRPO and the reference policies driven closed-loop on held-out test scenes, scored with the
    evaluation code of `python -m alpagym_env.evaluate`.
 
-Extra arguments are GRPO overrides (``python -m alpagym_train.demo learner.updates=80 topology=single``).
+Extra arguments are GRPO overrides (``python -m alpagym_train.demo learner.max_seconds=120 topology=single``).
 Checkpoints, logs and TensorBoard scalars go to ``runs/demo``.
 """
 
@@ -30,8 +31,8 @@ from alpagym_train.threads import pin_torch_threads
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-scenes", type=int, default=120)
-    parser.add_argument("--updates", type=int, default=40)
+    parser.add_argument("--train-scenes", type=int, default=400, help="BC's training scenes")
+    parser.add_argument("--seconds", type=float, default=60.0, help="GRPO's training time")
     parser.add_argument("--test-episodes", type=int, default=100)
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("overrides", nargs="*", help="GRPO config overrides, key=value")
@@ -41,12 +42,10 @@ def main() -> None:
     bc = out / "bc" / "policy.safetensors"
     print(f"1/3 behaviour cloning on the expert logs of {args.train_scenes} training scenes (open loop)")
     train_bc(BCConfig(train_scenes=args.train_scenes, val_scenes=40, epochs=15, out_dir=str(bc.parent)))
-    print(
-        f"2/3 async closed-loop GRPO from the BC checkpoint: {args.updates} updates, Redis, learner + actors"
-    )
+    print(f"2/3 async closed-loop GRPO from the BC checkpoint: {args.seconds:g} s, Redis, learner + actors")
     cfg = compose([
-        f"learner.init={bc}", f"learner.train_scenes={args.train_scenes}", f"learner.updates={args.updates}",
-        f"run_dir={out / 'grpo'}", *args.overrides,
+        f"learner.init={bc}", f"learner.max_seconds={args.seconds}", "learner.updates=100000",
+        "learner.eval_every=5", f"run_dir={out / 'grpo'}", *args.overrides,
     ])  # fmt: skip
     status = run_all(cfg)
     if status != 0:

@@ -58,7 +58,7 @@ class SyncConfig:
     val_suite: str = "val"
     val_scenes: int = 40
     updates: int = 50
-    groups: int = 8
+    groups: int = 16
     group_size: int = 8
     eval_every: int = 10
     env: dict[str, Any] = field(default_factory=lambda: {"reward": "scene_score"})

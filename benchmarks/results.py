@@ -108,7 +108,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--methods", nargs="+", choices=METHODS, help="default: all available")
     parser.add_argument("--references", nargs="*", default=list(REFERENCES))
-    parser.add_argument("--train-scenes", type=int, default=200)
+    parser.add_argument("--train-scenes", type=int, default=1000, help="the whole train suite")
     parser.add_argument("--val-scenes", type=int, default=40)
     parser.add_argument("--test-episodes", type=int, default=200)
     parser.add_argument("--horizon", type=int, default=200, help="episode steps, training and evaluation")

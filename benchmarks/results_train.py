@@ -54,7 +54,7 @@ ASYNC_OVERRIDES = {
 ASYNC_INIT = {"grpo": "bc", "ppo_bc": "bc", "grpo_traj": "bc_traj"}
 # The env action type of each method's policy (the rest drive with ``control``).
 ACTION_TYPES = {"bc_traj": "trajectory", "grpo_traj": "trajectory"}
-GROUPS, GROUP_SIZE = 8, 8
+GROUPS, GROUP_SIZE = 16, 8
 CURVE_POINTS = 8  # SB3 checkpoints scored on the val scenes after training
 NO_STEP_CAP = 10**9  # SB3's total_timesteps when only the wall clock ends a run
 

@@ -127,7 +127,7 @@ class LearnerConf:
     updates: int = 40
     max_env_steps: int | None = None
     max_seconds: float | None = None
-    groups_per_update: int = 8
+    groups_per_update: int = 16
     group_size: int = 8
     min_actors: int = 0
     max_policy_lag: int = 2
