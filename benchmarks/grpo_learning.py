@@ -5,7 +5,11 @@
 3. Both checkpoints and the reference policies evaluated on the test suite with the evaluation code
    of `python -m alpagym_env.evaluate`; a learning-curve PNG and the table are written to --out.
 
-Usage: python benchmarks/grpo_learning.py [--train-scenes 200] [--updates 100] [--out runs/grpo_learning]
+Usage: python benchmarks/grpo_learning.py [--train-scenes 1000] [--updates 100] [--groups 16]
+       [--reward scene_score] [--log-std -3] [--no-normalize-obs] [--perturb 0] [--out runs/grpo_learning]
+
+The flags are the recipe's levers, for ablations: the reward preset, the exploration noise, the
+groups per update, BC's observation standardisation and its perturbed rollouts.
 """
 
 from __future__ import annotations
@@ -50,20 +54,26 @@ def plot(history: list[dict], bc_val: float, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-scenes", type=int, default=200)
+    parser.add_argument("--train-scenes", type=int, default=1000)
     parser.add_argument("--val-scenes", type=int, default=80)
     parser.add_argument("--test-episodes", type=int, default=200)
     parser.add_argument("--updates", type=int, default=100)
-    parser.add_argument("--groups", type=int, default=8)
+    parser.add_argument("--groups", type=int, default=16)
     parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--reward", default="scene_score", help="reward preset of the GRPO env")
+    parser.add_argument("--log-std", type=float, default=-3.0, help="GRPO exploration noise (log-std)")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--normalize-obs", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--perturb", type=float, default=0.0, help="BC's perturbed-rollout noise")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/grpo_learning")
     args = parser.parse_args()
     out = Path(args.out)
     t0 = time.perf_counter()
     bc_cfg = BCConfig(
-        train_scenes=args.train_scenes, val_scenes=args.val_scenes, seed=args.seed, out_dir=str(out / "bc")
-    )
+        train_scenes=args.train_scenes, val_scenes=args.val_scenes, seed=args.seed, out_dir=str(out / "bc"),
+        normalize_obs=args.normalize_obs, perturb=args.perturb,
+    )  # fmt: skip
     _, bc = train_bc(bc_cfg)
     t_bc = time.perf_counter() - t0
     sync = SyncConfig(
@@ -73,8 +83,9 @@ def main() -> None:
         updates=args.updates,
         groups=args.groups,
         group_size=args.group_size,
-        env={"reward": "scene_score"},
-        grpo=GRPOConfig(lr=1e-4, advantage="step"),
+        env={"reward": args.reward},
+        grpo=GRPOConfig(lr=args.lr, advantage="step"),
+        log_std=args.log_std,
         seed=args.seed,
         out_dir=str(out / "grpo"),
     )

@@ -117,3 +117,20 @@ def test_control_labels_drive_every_scene_without_chatter():
     assert r["scene_score"].min() >= 0.995
     assert r["dist_to_gt"].max() <= 0.5
     assert r["pinned"].max() < 5 and r["steps"].min() == 200
+
+
+def test_perturbed_rollouts_leave_the_log_and_label_the_way_back(scenes, control_data):
+    """Noise on the executed actions takes the ego off its logged path; the labels are the expert's
+    corrections from there, so the labelled steering opposes the lane offset the noise built up."""
+    noisy = alpagym_env.expert_dataset(scenes, "control", num_envs=2, perturb=0.1, seed=3)
+    again = alpagym_env.expert_dataset(scenes, "control", num_envs=2, perturb=0.1, seed=3)
+    np.testing.assert_array_equal(noisy.observations, again.observations)  # seeded
+    assert np.abs(noisy.actions).max() <= 1.0
+    offset = 8  # the flat observation's offset from the lane centre, m / scale (left positive)
+    clean_dev = np.abs(control_data.observations[:, offset]).mean()
+    noisy_dev = np.abs(noisy.observations[:, offset]).mean()
+    assert noisy_dev > 3 * clean_dev, (clean_dev, noisy_dev)
+    far = np.abs(noisy.observations[:, offset]) > 4 * clean_dev
+    # Left of the lane centre (positive offset) the correction steers right (negative), and vice versa.
+    corr = np.corrcoef(noisy.observations[far, offset], noisy.actions[far, 1])[0, 1]
+    assert corr < -0.3, corr

@@ -29,6 +29,7 @@ def test_grpo_raises_the_scene_score_of_bc_on_held_out_scenes(tmp_path):
         train_scenes=120,
         val_scenes=40,
         updates=80,
+        groups=8,
         eval_every=10,
         log_std=-3.0,
         out_dir="",
