@@ -1,10 +1,10 @@
 """Proof on a small budget: closed-loop GRPO lifts a behaviour-cloned policy on held-out scenes.
 
-BC on 120 training scenes (open loop), then 80 synchronous GRPO updates of 8 groups x 8 rollouts at
-exploration log-std -3 (about 90 s on two cores). Seeds are fixed, so the numbers are reproducible;
-measured when written (episodes end at the AlpaSim cut, lane-level observation, tyre grip): val scene
-score 0.143 -> 0.322, and on 80 held-out test scenes 0.171 (BC) -> 0.222 (BC + GRPO).
-`benchmarks/grpo_learning.py` runs the larger version.
+BC on 120 training scenes (open loop, standardised observation), then 80 synchronous GRPO updates of
+8 groups x 8 rollouts at exploration log-std -3 with the `scene_score` reward (the trainers'
+defaults otherwise). Seeds are fixed, so the run is reproducible; it must lift the validation score by
+0.15 and the score on 80 held-out test scenes by 0.03. `benchmarks/grpo_learning.py` runs the larger
+version.
 """
 
 from __future__ import annotations
