@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 
 
 def config_help() -> str:
@@ -18,13 +19,16 @@ def config_help() -> str:
 
     rows = describe(GRPORunConfig)
     width = max(len(k) for k, _, _ in rows)
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    groups = ", ".join(
+        f"{g}=" + "|".join(sorted(p.stem for p in (conf / g).glob("*.yaml")))
+        for g in ("env", "reward", "algorithm", "topology")
+    )
     lines = [
         "usage: python -m alpagym_train.grpo [key=value ...]",
         "",
-        "Decoupled async GRPO over Redis. Presets: env=default|reactive|short, "
-        "reward=metrics|progress_safety|distance_to_gt,",
-        "algorithm=grpo|dr_grpo|outcome|kl, topology=local|single|learner|actor. Unknown keys "
-        "(also +key=value) are errors.",
+        f"Decoupled async GRPO over Redis. Presets: {groups}.",
+        "Unknown keys (also +key=value) are errors.",
         "",
         "keys (default) description:",
     ]

@@ -313,6 +313,8 @@ def test_cli_rejects_added_keys_and_documents_every_key(tmp_path):
     text = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=60, env=env).stdout
     assert "learner.actor_timeout_s" in text and "checkpoints and exits" in text
     assert "redis.timeout_s" in text and "algorithm.entropy_coef" in text
+    assert "reward=distance_to_gt|metrics|progress_safety|scene_score" in text  # the presets on disk
+    assert "algorithm=dr_grpo|grpo|kl|outcome|ppo" in text
 
 
 def test_any_learner_crash_checkpoints_and_a_live_run_is_refused(groups, redis_server, tmp_path, monkeypatch,
