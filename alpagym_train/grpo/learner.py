@@ -429,7 +429,8 @@ def _wait_for_actors(learner: Learner, count: int) -> None:
 def _train(cfg, learner: Learner, val, eval_kwargs, logger: RunLogger, meta: dict) -> None:
     lc, state = cfg.learner, learner.state
     t0, steps0 = time.perf_counter(), state.env_steps
-    bar = tqdm(total=lc.updates, initial=state.update, desc="grpo", disable=not cfg.progress, file=sys.stdout)
+    total = None if lc.max_seconds is not None else lc.updates  # a time budget: no meaningful total
+    bar = tqdm(total=total, initial=state.update, desc="grpo", disable=not cfg.progress, file=sys.stdout)
     budget = lc.max_env_steps if lc.max_env_steps is not None else float("inf")
     max_seconds = lc.max_seconds if lc.max_seconds is not None else float("inf")
     last = False
