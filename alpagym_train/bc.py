@@ -7,7 +7,7 @@ loss on the val suite, early stopping on it, and the best checkpoint written to
 it is the exploration noise closed-loop post-training starts from.
 
 Configuration is a Hydra structured config (`BCConfig`, strict: unknown keys raise), e.g.
-``python -m alpagym_train.bc train_scenes=200 epochs=20 out_dir=runs/bc``.
+``python -m alpagym_train.bc train_scenes=200 epochs=20 out_dir=runs/bc`` (default: the whole train suite).
 """
 
 from __future__ import annotations

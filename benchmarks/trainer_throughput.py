@@ -4,7 +4,7 @@ One process, one run, one table:
 
 1. `python -m alpagym_train.grpo` (``role=all``, a private redis-server, the same code path through
    `compose` and `run_all`) with 1 and then 2 actor processes, from an untrained `GaussianPolicy`
-   (hidden (256, 256), as BC's default) and the default groups (8 groups x 8 rollouts per update).
+   (hidden (256, 256), as BC's default) and `--groups` groups of `--group-size` rollouts per update (8 x 8).
    Env-steps/s is what the learner consumed: Δenv_steps / Δseconds of its ``metrics.jsonl`` records
    after the first `--warmup` updates (process start, Numba and scene compilation, the queue filled
    during the start-up evaluation are left out). Validation runs only at the start and the end
