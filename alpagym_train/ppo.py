@@ -69,8 +69,10 @@ class PPOUpdater(GRPOUpdater):
         """The critic's (N, G, T) values, GAE advantages (raw) and lambda-returns of `batch`."""
         cfg = self.config
         mask = torch.as_tensor(batch.mask)
-        with torch.no_grad():
-            values = self.critic(torch.as_tensor(batch.obs)) * mask
+        real = mask > 0
+        values = torch.zeros_like(mask)
+        with torch.no_grad():  # the real steps only: padding after early ends is often half the batch
+            values[real] = self.critic(torch.as_tensor(batch.obs)[real])
         last = (mask.sum(-1).long() - 1).clamp(min=0)  # index of each rollout's last real step
         truncated = 1.0 - torch.as_tensor(batch.terminated)
         bootstrap = truncated * values.gather(-1, last[..., None]).squeeze(-1)
