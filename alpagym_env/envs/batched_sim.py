@@ -8,7 +8,8 @@ copies snapshots in and out.
 Buffers (B scenes, N = max_agents slots, C controlled slots, T = horizon + 1 log steps):
 
 - scene: log (B, N, T, 5), log_valid (B, N, T), log_s (B, N, T), size (B, N, 2), n_agents (B,),
-  edges (B, E, 4), n_edges (B,), lights (B, K, T)
+  edges (B, E, 4), edge_grid (B, 5), edge_cells (B, G + 1), edge_items (B, I) (the edges' grid,
+  `alpagym_env.sim.grid`), lights (B, K, T)
 - routes: route (B, C, R, 5), n_route (B, C), edges (B, C, E2, 4), edge_bins (B, C, NB + 1),
   lanes (B, C, L2, 5), lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
   gt (B, C, 2), lane_route (B, C, R2, 8), n_lane_route (B, C), route_map (B, C, R),
@@ -17,7 +18,7 @@ Buffers (B scenes, N = max_agents slots, C controlled slots, T = horizon + 1 log
   episode (B, C, NUM_CHANNELS, 3), contact (B, C, N) int8 (each controlled slot's latched collision
   verdict against every slot; part of the snapshots, so a restored episode judges contacts alike)
 
-Capacities E, K, R, R2, E2, L2, NB and S grow when a larger scene is loaded.
+Capacities E, G, I, K, R, R2, E2, L2, NB and S grow when a larger scene is loaded.
 """
 
 from __future__ import annotations
@@ -41,7 +42,18 @@ from alpagym_env.sim.measure import NUM_TRACK, TR_CUT_STEPS
 from alpagym_env.sim.observation import obs_params, obs_size
 from alpagym_env.sim.scene import CompiledScene, compile_scene
 
-SCENE_FIELDS = ("log", "log_valid", "log_s", "size", "n_agents", "edges", "n_edges", "lights")
+SCENE_FIELDS = (
+    "log",
+    "log_valid",
+    "log_s",
+    "size",
+    "n_agents",
+    "edges",
+    "edge_grid",
+    "edge_cells",
+    "edge_items",
+    "lights",
+)
 ROUTE_FIELDS = (
     "route",
     "n_route",
@@ -127,7 +139,9 @@ class BatchedSim:
             "size": np.ones((b, n, 2)),
             "n_agents": np.zeros(b, dtype=np.int64),
             "edges": np.zeros((b, 1, 4)),
-            "n_edges": np.zeros(b, dtype=np.int64),
+            "edge_grid": np.zeros((b, 5)),
+            "edge_cells": np.zeros((b, 2), dtype=np.int64),
+            "edge_items": np.zeros((b, 1), dtype=np.int64),
             "lights": np.zeros((b, 1, t), dtype=np.int8),
         }
         self.routes = {
@@ -256,7 +270,10 @@ class BatchedSim:
         sc["size"][b, :n] = cs.size
         sc["n_agents"][b] = n
         self._grow(sc, "edges", {1: cs.edges.shape[0]})[b, : cs.edges.shape[0]] = cs.edges
-        sc["n_edges"][b] = cs.edges.shape[0]
+        meta, start, items = cs.edge_grid
+        sc["edge_grid"][b] = meta
+        self._grow(sc, "edge_cells", {1: start.shape[0]})[b, : start.shape[0]] = start
+        self._grow(sc, "edge_items", {1: items.shape[0]})[b, : items.shape[0]] = items
         lights = self._grow(sc, "lights", {1: cs.lights.shape[0]})
         lights[b] = 0
         lights[b, : cs.lights.shape[0]] = cs.lights

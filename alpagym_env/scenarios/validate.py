@@ -1,10 +1,11 @@
 """Checks of expert logs (collisions, off-road, red lights) and the validate-and-repair scene assembly.
 
 `check_expert_logs(scenario)` lists every problem of a scene's logs, using the simulator's own geometry
-kernels (`sim.geometry.boxes_overlap`, `box_offroad_distance`) so the expert is held to exactly the rules
-the env applies to the policy. `assemble(family, seed, draw)` turns a family's random draft into a clean
-`Scenario`: it simulates the expert, drops the non-ego agents involved in any problem and simulates again,
-and redraws from a derived sub-seed when that does not converge, so every call returns a clean scene and
+kernels (`sim.geometry.boxes_overlap`, `sim.grid.box_offroad_distance_grid`) so the expert is held to
+exactly the rules the env applies to the policy. `assemble(family, seed, draw)` turns a family's random
+draft into a clean `Scenario`: it simulates the expert, drops the non-ego agents involved in any problem
+and simulates again, and redraws from a derived sub-seed when that does not converge, so every call
+returns a clean scene and
 the same seed always gives the same arrays.
 """
 
@@ -20,80 +21,12 @@ from numba import njit
 from alpagym_env.scenarios import expert
 from alpagym_env.scenarios.road import RoadNetwork, chain, resample
 from alpagym_env.scenarios.schema import AGENT_CYCLIST, AGENT_VEHICLE, LIGHT_RED, Scenario, make_scenario
-from alpagym_env.sim.geometry import box_offroad_distance, boxes_overlap, segments_intersect
+from alpagym_env.sim.geometry import boxes_overlap, segments_intersect
+from alpagym_env.sim.grid import box_offroad_distance_grid, edge_grid
 
 EV_COLLISION, EV_OFFROAD, EV_RED_LIGHT = 0, 1, 2
 MAX_EVENTS = 4096
 _CELL = 5.0  # grid cell of the road-edge index, metres
-
-
-@njit(cache=True)
-def _edge_grid(seg, cell):
-    """Buckets segments into the grid cells their bounding boxes touch: (x0, y0, nx, ny, start, items)."""
-    x0 = min(seg[:, 0].min(), seg[:, 2].min())
-    y0 = min(seg[:, 1].min(), seg[:, 3].min())
-    nx = int((max(seg[:, 0].max(), seg[:, 2].max()) - x0) / cell) + 1
-    ny = int((max(seg[:, 1].max(), seg[:, 3].max()) - y0) / cell) + 1
-    count = np.zeros(nx * ny + 1, dtype=np.int64)
-    for pass_ in range(2):
-        fill = count[:-1].copy() if pass_ else count
-        items = np.empty(count[-1] if pass_ else 0, dtype=np.int64)
-        for k in range(seg.shape[0]):
-            ix0 = int((min(seg[k, 0], seg[k, 2]) - x0) / cell)
-            ix1 = int((max(seg[k, 0], seg[k, 2]) - x0) / cell)
-            iy0 = int((min(seg[k, 1], seg[k, 3]) - y0) / cell)
-            iy1 = int((max(seg[k, 1], seg[k, 3]) - y0) / cell)
-            for ix in range(ix0, ix1 + 1):
-                for iy in range(iy0, iy1 + 1):
-                    c = ix * ny + iy
-                    if pass_:
-                        items[fill[c]] = k
-                        fill[c] += 1
-                    else:
-                        count[c + 1] += 1
-        if not pass_:
-            count = np.cumsum(count)
-    return x0, y0, nx, ny, count, items
-
-
-@njit(cache=True)
-def _offroad(x, y, yaw, length, width, seg, grid, buf, stamp, tag):
-    """`box_offroad_distance` over the exact subset of segments that can be any corner's nearest edge.
-
-    Segments are gathered ring by ring of grid cells around the box centre until the next ring is farther
-    than (nearest distance from the centre) + 2 * circumradius: beyond that no corner can have its nearest
-    edge, so the result equals the full computation.
-    """
-    x0, y0, nx, ny, start, items = grid
-    ix, iy = int(math.floor((x - x0) / _CELL)), int(math.floor((y - y0) / _CELL))
-    r = 0.5 * math.hypot(length, width)
-    n, best = 0, math.inf
-    k = 0
-    while True:
-        for jx in range(ix - k, ix + k + 1):
-            if jx < 0 or jx >= nx:
-                continue
-            step = 1 if abs(jx - ix) == k else 2 * k
-            for jy in range(iy - k, iy + k + 1, max(step, 1)):
-                if jy < 0 or jy >= ny:
-                    continue
-                c = jx * ny + jy
-                for m in range(start[c], start[c + 1]):
-                    e = items[m]
-                    if stamp[e] == tag:
-                        continue
-                    stamp[e] = tag
-                    buf[n] = seg[e]
-                    n += 1
-                    ex, ey = seg[e, 2] - seg[e, 0], seg[e, 3] - seg[e, 1]
-                    ll = ex * ex + ey * ey
-                    u = 0.0 if ll == 0.0 else ((x - seg[e, 0]) * ex + (y - seg[e, 1]) * ey) / ll
-                    u = min(max(u, 0.0), 1.0)
-                    best = min(best, math.hypot(x - seg[e, 0] - u * ex, y - seg[e, 1] - u * ey))
-        if k * _CELL >= best + 2.0 * r or (k > ix + nx and k > iy + ny and k > nx - ix and k > ny - iy):
-            break
-        k += 1
-    return box_offroad_distance(x, y, yaw, length, width, buf, n)
 
 
 @njit(cache=True)
@@ -116,10 +49,7 @@ def _check(traj, valid, length, width, seg, stops, stop_light, lights, events, s
     """
     n, num_steps = valid.shape
     count = 0
-    grid = _edge_grid(seg, _CELL) if seg.shape[0] else _edge_grid(np.zeros((1, 4)), _CELL)
-    buf = np.empty_like(seg)
-    stamp = np.full(seg.shape[0], -1, dtype=np.int64)
-    tag = 0
+    meta, start, items = edge_grid(seg, _CELL)
     # a box that has not moved since the previous step gives the same answers as then: skip the work
     still = np.zeros(n, dtype=np.bool_)
     last_off = np.zeros(n)
@@ -162,8 +92,9 @@ def _check(traj, valid, length, width, seg, stops, stop_light, lights, events, s
                 else:
                     moved[i] = np.inf
                 if not still[i] and not (skip_inside and last_off[i] + moved[i] < -1e-6):
-                    tag += 1
-                    last_off[i] = _offroad(xi, yi, hi, length[i], width[i], seg, grid, buf, stamp, tag)
+                    last_off[i] = box_offroad_distance_grid(
+                        xi, yi, hi, length[i], width[i], seg, meta, start, items
+                    )
                     moved[i] = 0.0
                 if last_off[i] > 0.0:
                     count = _put(events, count, EV_OFFROAD, t, i, -1, last_off[i])

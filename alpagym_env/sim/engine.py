@@ -100,8 +100,9 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
         active: (B,) bool, scenes to step.
         expert: (B, C) bool, controlled slots that follow their log instead of the action.
         scene: Tuple of the scenes' static arrays: log (B, N, T, 5), log_valid (B, N, T),
-            log_s (B, N, T), size (B, N, 2), n_agents (B,), edges (B, E, 4), n_edges (B,),
-            lights (B, K, T) int8.
+            log_s (B, N, T), size (B, N, 2), n_agents (B,), edges (B, E, 4), then their grid
+            (`alpagym_env.sim.grid`): edge_grid (B, 5), edge_cells (B, G + 1), edge_items (B, I); lights
+            (B, K, T) int8.
         routes: Tuple of the controlled slots' route arrays: route (B, C, R, 5), n_route (B, C),
             edges (B, C, E2, 4), edge_bins (B, C, NB + 1), lanes (B, C, L2, 5),
             lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
@@ -122,7 +123,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             (NUM_CTRL_PARAMS,), controller scratch (B, C, rows, WORK_COLS), flags (B, C) int64 written
             with the controller's FLAG_* bits.
     """
-    log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
+    log, log_valid, log_s, size, n_agents, edges, grid, cells, items, lights = scene
     route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes[:10]
     lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state
@@ -178,8 +179,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             m = metrics[b, c]
             route_end = route[b, c, nr - 1, R_S]
             measure(agent[b], valid[b], size[b], n, c, s, lat, route_h, route_end, redges[b, c], ebins[b, c],
-                    rlanes[b, c], lbins[b, c], n_bins[b, c], edges[b], n_edges[b], stops[b, c],
-                    n_stops[b, c], light_now, log[b, c], log_valid[b, c], t1, dt, gt[b, c, 0],
+                    rlanes[b, c], lbins[b, c], n_bins[b, c], edges[b], grid[b], cells[b], items[b],
+                    stops[b, c], n_stops[b, c], light_now, log[b, c], log_valid[b, c], t1, dt, gt[b, c, 0],
                     gt[b, c, 1], tr, contact[b, c], m)  # fmt: skip
             total = 0.0
             for k in range(r_index.shape[0]):
@@ -241,7 +242,7 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
 
     Arguments are those of `step_batch`; `num_c` is the number of controlled slots.
     """
-    log, log_valid, log_s, size, n_agents, edges, n_edges, lights = scene
+    log, log_valid, log_s, size, n_agents, edges, grid, cells, items, lights = scene
     route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes[:10]
     lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state

@@ -183,7 +183,7 @@ def point_segment_distance(px, py, x0, y0, x1, y1):
 
 
 @njit(cache=True)
-def _bbox_distance(px, py, x0, y0, x1, y1):
+def bbox_distance(px, py, x0, y0, x1, y1):
     """Lower bound on the distance from a point to a segment: the distance to its bounding box."""
     dx = max(min(x0, x1) - px, 0.0, px - max(x0, x1))
     dy = max(min(y0, y1) - py, 0.0, py - max(y0, y1))
@@ -230,7 +230,7 @@ def signed_distance_to_edges(px, py, seg, n):
     best_d, best_c = math.inf, 0.0
     for k in range(n):
         x0, y0, x1, y1 = seg[k, 0], seg[k, 1], seg[k, 2], seg[k, 3]
-        if _bbox_distance(px, py, x0, y0, x1, y1) > best_d + TIE_EPS:
+        if bbox_distance(px, py, x0, y0, x1, y1) > best_d + TIE_EPS:
             continue
         best_d, best_c = _nearer(best_d, best_c, px, py, x0, y0, x1, y1)
     if n == 0:
@@ -239,35 +239,65 @@ def signed_distance_to_edges(px, py, seg, n):
 
 
 @njit(cache=True)
+def box_corner_points(x, y, yaw, length, width):
+    """The 4 corners of a box as one tuple (x0, y0, ..., x3, y3), in `box_corners`' order, metres."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    hl, hw = 0.5 * length, 0.5 * width
+    ax, ay = _corner(x, y, c, s, hl, hw, 0)
+    bx, by = _corner(x, y, c, s, hl, hw, 1)
+    cx, cy = _corner(x, y, c, s, hl, hw, 2)
+    dx, dy = _corner(x, y, c, s, hl, hw, 3)
+    return ax, ay, bx, by, cx, cy, dx, dy
+
+
+NO_CORNER_RECORDS = (math.inf, 0.0, math.inf, 0.0, math.inf, 0.0, math.inf, 0.0)
+
+
+@njit(cache=True)
+def corners_nearer(rec, pts, x0, y0, x1, y1):
+    """Updates the 4 corners' nearest-edge records (d, cross) x 4 with one segment (`_nearer` each)."""
+    da, ca = _nearer(rec[0], rec[1], pts[0], pts[1], x0, y0, x1, y1)
+    db, cb = _nearer(rec[2], rec[3], pts[2], pts[3], x0, y0, x1, y1)
+    dc, cc = _nearer(rec[4], rec[5], pts[4], pts[5], x0, y0, x1, y1)
+    dd, cd = _nearer(rec[6], rec[7], pts[6], pts[7], x0, y0, x1, y1)
+    return da, ca, db, cb, dc, cc, dd, cd
+
+
+@njit(cache=True)
+def corners_reach(rec):
+    """The farthest of the 4 corners' nearest-edge distances: no edge farther can change a record."""
+    return max(max(rec[0], rec[2]), max(rec[4], rec[6])) + TIE_EPS
+
+
+@njit(cache=True)
+def corners_offroad(rec):
+    """Largest signed distance over the 4 corners' records, > 0 when some corner is off the road."""
+    front = max(_signed(rec[0], rec[1]), _signed(rec[6], rec[7]))
+    return max(front, max(_signed(rec[2], rec[3]), _signed(rec[4], rec[5])))
+
+
+@njit(cache=True)
 def box_offroad_distance(x, y, yaw, length, width, seg, n):
     """Largest signed road-edge distance over a box's 4 corners (see `signed_distance_to_edges`).
 
     A segment whose bounding box is farther from the box's circumcircle than every corner's current best
-    distance cannot be any corner's nearest edge and is skipped.
+    distance cannot be any corner's nearest edge and is skipped. `alpagym_env.sim.grid` gives the same
+    answer from a grid of the segments without visiting them all.
 
     Returns:
         Metres, > 0 when some corner is off the drivable area; -1e9 when n == 0.
     """
     if n == 0:
         return NO_EDGE_DISTANCE
-    c, s = math.cos(yaw), math.sin(yaw)
-    hl, hw = 0.5 * length, 0.5 * width
-    radius = math.hypot(hl, hw)
-    ax, ay = _corner(x, y, c, s, hl, hw, 0)
-    bx, by = _corner(x, y, c, s, hl, hw, 1)
-    cx, cy = _corner(x, y, c, s, hl, hw, 2)
-    dx, dy = _corner(x, y, c, s, hl, hw, 3)
-    da = db = dc = dd = math.inf
-    ca = cb = cc = cd = 0.0
+    radius = 0.5 * math.hypot(length, width)
+    pts = box_corner_points(x, y, yaw, length, width)
+    rec = NO_CORNER_RECORDS
     for k in range(n):
         x0, y0, x1, y1 = seg[k, 0], seg[k, 1], seg[k, 2], seg[k, 3]
-        if _bbox_distance(x, y, x0, y0, x1, y1) - radius > max(da, db, dc, dd) + TIE_EPS:
+        if bbox_distance(x, y, x0, y0, x1, y1) - radius > corners_reach(rec):
             continue
-        da, ca = _nearer(da, ca, ax, ay, x0, y0, x1, y1)
-        db, cb = _nearer(db, cb, bx, by, x0, y0, x1, y1)
-        dc, cc = _nearer(dc, cc, cx, cy, x0, y0, x1, y1)
-        dd, cd = _nearer(dd, cd, dx, dy, x0, y0, x1, y1)
-    return max(_signed(da, ca), _signed(db, cb), _signed(dc, cc), _signed(dd, cd))
+        rec = corners_nearer(rec, pts, x0, y0, x1, y1)
+    return corners_offroad(rec)
 
 
 @njit(cache=True)

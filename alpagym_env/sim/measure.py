@@ -15,6 +15,7 @@ from alpagym_env.sim.geometry import (
     project_to_polyline,
     wrap_angle,
 )
+from alpagym_env.sim.grid import box_offroad_distance_grid
 from alpagym_env.sim.scene import BIN_LENGTH, R_S
 
 # Columns of the per-controlled-agent tracking memory `track (B, C, NUM_TRACK)`.
@@ -24,7 +25,7 @@ NUM_TRACK = 16
 # Collision verdicts of a controlled slot against each other slot, `contact (B, C, N)` int8: the side
 # of first contact (`collision_side`), held while the pair overlaps, NO_CONTACT once they separate.
 NO_CONTACT, CONTACT_FRONT, CONTACT_REAR, CONTACT_LATERAL = 0, 1, 2, 3
-FAR_FROM_ROUTE = 12.0  # m: beyond this the route-binned map is bypassed for the whole map
+FAR_FROM_ROUTE = 12.0  # m: beyond this the route-binned map is bypassed for the whole map's grid
 
 
 @njit(cache=True)
@@ -200,8 +201,8 @@ def time_to_collision(agent, valid, size, n, c):
 
 @njit(cache=True)
 def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, ebins, lanes_near, lbins, nbins,
-            edges_all, n_edges, stops, ns, light_now, log_c, log_valid_c, t, dt, s_start, log_length,
-            track, contact, out):  # fmt: skip
+            edges_all, grid, cells, items, stops, ns, light_now, log_c, log_valid_c, t, dt, s_start,
+            log_length, track, contact, out):  # fmt: skip
     """Writes controlled slot `c`'s metric channels for the step that just ended into `out`.
 
     Args:
@@ -213,7 +214,8 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
         edges_near, ebins: Road-edge segments near the route and their (NB + 1,) bin offsets.
         lanes_near, lbins: Lane segments near the route and their bin offsets.
         nbins: Route bins.
-        edges_all, n_edges: (E, 4) every road-edge segment of the scene and how many are in use.
+        edges_all, grid, cells, items: (E, 4) every road-edge segment of the scene and their grid
+            (`alpagym_env.sim.grid`: meta (5,), cell offsets, segment indices).
         stops, ns: (S, 2) stop lines on the route ``[arc length, light]`` and how many.
         light_now: (K,) int8 current light states.
         log_c, log_valid_c: (T, 5), (T,) the slot's log.
@@ -242,7 +244,7 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
     # Off-road and wrong-way from the map around the route (the whole map when far from it).
     b0, b1 = _bin_range(s, nbins)
     if abs(lat) > FAR_FROM_ROUTE:
-        off = box_offroad_distance(x, y, yaw, ln, wd, edges_all, n_edges)
+        off = box_offroad_distance_grid(x, y, yaw, ln, wd, edges_all, grid, cells, items)
     else:
         e0, e1 = ebins[b0], ebins[b1 + 1]
         off = box_offroad_distance(x, y, yaw, ln, wd, edges_near[e0:e1], e1 - e0)

@@ -25,6 +25,7 @@ from numba import njit
 from alpagym_env.scenarios.road import arclength, resample
 from alpagym_env.scenarios.schema import LOG_HEADING, LOG_VX, Scenario
 from alpagym_env.sim.geometry import project_to_polyline, ray_segment_distance, segments_intersect
+from alpagym_env.sim.grid import edge_cell_size, edge_grid
 from alpagym_env.sim.lane_route import DEFAULT_LANE_WIDTH, lane_route
 
 ROUTE_SPACING = 1.0  # m between resampled route points
@@ -87,6 +88,7 @@ class CompiledScene:
         size: (n, 2) ``[length, width]``, m.
         kind: (n,) int8 agent types.
         edges: (E, 4) all road-edge segments.
+        edge_grid: The edges' grid (`alpagym_env.sim.grid.edge_grid`): meta (5,), start, items.
         lanes: (L, 5) all lane segments.
         lights: (K, T) int8 light states, held after the scenario's last step.
         routes: One `RouteData` per controlled slot.
@@ -102,6 +104,7 @@ class CompiledScene:
     size: np.ndarray
     kind: np.ndarray
     edges: np.ndarray
+    edge_grid: tuple[np.ndarray, np.ndarray, np.ndarray]
     lanes: np.ndarray
     lights: np.ndarray
     routes: tuple[RouteData, ...]
@@ -356,6 +359,7 @@ def compile_scene(
         size=np.stack([s.length[order], s.width[order]], axis=1),
         kind=s.agent_type[order].copy(),
         edges=edges,
+        edge_grid=edge_grid(edges, edge_cell_size(edges)),
         lanes=lanes,
         lights=lights,
         routes=tuple(routes),
