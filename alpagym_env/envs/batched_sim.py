@@ -200,7 +200,7 @@ class BatchedSim:
         parallel = num_scenes >= engine.PARALLEL_MIN_SCENES
         self._step_kernel = engine.step_batch if parallel else engine.step_batch_serial
         self._reset_kernel = engine.reset_batch if parallel else engine.reset_batch_serial
-        self.obs, self.metrics, self.reward_terms, self.reward, self.terminated, self.truncated, _ = self.out
+        self.obs, self.metrics, self.reward_terms, self.reward, self.terminated, self.truncated = self.out[:6]
         self._init_controller(config, b, c)
 
     def _init_controller(self, config: EnvConfig, b: int, c: int) -> None:

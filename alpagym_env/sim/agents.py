@@ -57,21 +57,14 @@ def replay_step(agent, valid, log, log_valid, t1, c0, n, dt):
 
 
 @njit(cache=True)
-def find_leader(agent, size, valid, i, n, lookahead, log, t, off_log_only):
-    """The nearest valid agent ahead of slot `i` whose box overlaps its lane corridor.
-
-    With `off_log_only`, agents that are exactly where their log has them at step `t` (within
-    ON_LOG_DISTANCE) are passed over: the logs are collision-free among themselves, so only an agent
-    that left its log (the policy's, or a reactive one held up) can be in the way of one on its log.
+def find_leader(agent, size, valid, i, cand, lookahead):
+    """The nearest of the agents `cand` ahead of slot `i` whose box overlaps its lane corridor.
 
     Args:
         agent, size, valid: (N, 8), (N, 2), (N,) the scene's slots.
         i: The follower's slot.
-        n: Slots in use.
+        cand: (M,) int64 slots to consider (slot `i` and invalid ones are passed over).
         lookahead: Search distance, m.
-        log: (N, T, 5) the scene's logs.
-        t: Step index of the current states.
-        off_log_only: Consider only agents away from their logs.
 
     Returns:
         (gap, leader_speed): bumper-to-bumper gap in metres (1e9 when none within `lookahead`) and the
@@ -79,15 +72,11 @@ def find_leader(agent, size, valid, i, n, lookahead, log, t, off_log_only):
     """
     ch, sh = np.cos(agent[i, YAW]), np.sin(agent[i, YAW])
     best, v_lead = 1e9, 0.0
-    for j in range(n):
+    for q in range(cand.shape[0]):
+        j = cand[q]
         if j == i or not valid[j]:
             continue
         dx, dy = agent[j, X] - agent[i, X], agent[j, Y] - agent[i, Y]
-        if (
-            off_log_only
-            and np.hypot(agent[j, X] - log[j, t, 0], agent[j, Y] - log[j, t, 1]) < ON_LOG_DISTANCE
-        ):
-            continue
         lon = dx * ch + dy * sh
         if lon <= 0.0 or lon > lookahead:
             continue
@@ -102,6 +91,21 @@ def find_leader(agent, size, valid, i, n, lookahead, log, t, off_log_only):
             best = gap
             v_lead = agent[j, VX] * np.cos(rel)
     return best, v_lead
+
+
+@njit(cache=True)
+def off_log_slots(agent, valid, log, t, n, out):
+    """Writes the valid slots that are not where their log has them at step `t` (farther than
+    ON_LOG_DISTANCE) into `out` (N,) int64; returns how many. The logs are collision-free among
+    themselves, so only these can be in the way of an agent on its log: its leader search looks at
+    them alone, which keeps the reactive agents' cost linear in the slots while few have left their logs.
+    """
+    k = 0
+    for j in range(n):
+        if valid[j] and np.hypot(agent[j, X] - log[j, t, 0], agent[j, Y] - log[j, t, 1]) >= ON_LOG_DISTANCE:
+            out[k] = j
+            k += 1
+    return k
 
 
 # Reactive agents: the Gipps-style stopping check decides whether the log's next step is still safe.
@@ -123,14 +127,14 @@ def _safe_speed(gap, v_lead, ds, dt):
 
 
 @njit(cache=True)
-def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt, accel):
+def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt, accel, slots):
     """Reactive agents: each keeps to its log's timing while that is safe, and follows IDM when it is not.
 
     Every agent moves along its logged path (arc length `path_s`). An agent on its log (within
     SNAP_DISTANCE and SNAP_SPEED) takes its logged state of step `t1` exactly, as in log replay, unless
     that step would leave it unable to stop behind an agent ahead of it that has left its own log
     (`find_leader`, `_safe_speed`): then it is obstructed (e.g. by an ego that stopped where the log did
-    not) and brakes with IDM. An agent behind
+    not) and brakes with IDM (`off_log_slots`: those are the only candidates it searches). An agent behind
     its log (after an obstruction) catches up with a critically damped law at most `a_max` above the
     log's acceleration, again bounded by IDM behind a leader that obstructs it. So with nothing in the
     way a reactive agent is exactly its log, and log replay of the ego scores as with replayed agents.
@@ -148,8 +152,13 @@ def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt
         p: (7,) agent parameters (A_MAX ... LOOKAHEAD).
         dt: Step, s.
         accel: (N,) scratch: the acceleration of each agent, m/s^2, or NaN for one that takes its log.
+        slots: (2 N,) int64 scratch: every slot in use, then the slots away from their logs.
     """
     t0 = max(t1 - 1, 0)
+    every, off = slots[:n], slots[n : 2 * n]
+    for j in range(n):
+        every[j] = j
+    off = off[: off_log_slots(agent, valid, log, t0, n, off)]
     for i in range(c0, n):
         if not valid[i]:
             continue
@@ -157,7 +166,7 @@ def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt
         v_log = _log_speed(log[i, t1])
         lag = log_s[i, t0] - path_s[i]
         on_log = abs(lag) < SNAP_DISTANCE and abs(v - _log_speed(log[i, t0])) < SNAP_SPEED
-        gap, v_lead = find_leader(agent, size, valid, i, n, p[LOOKAHEAD], log, t0, on_log)
+        gap, v_lead = find_leader(agent, size, valid, i, off if on_log else every, p[LOOKAHEAD])
         if on_log:
             ds = log_s[i, t1] - path_s[i]
             if gap >= 1e8 or v_log <= _safe_speed(gap, v_lead, ds, dt):

@@ -118,7 +118,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             configured horizon, or less where the scene's log ends sooner).
         out: Tuple of outputs: obs (B, C, D) float32, metrics (B, C, NUM_CHANNELS),
             reward_terms (B, C, Kr), reward (B, C), terminated (B, C) bool, truncated (B,) bool,
-            scratch (B, N).
+            scratch (B, N) float64 and slots (B, 2 N) int64 (the reactive agents' scratch).
         ctrl: Tuple: action type (ACTION_CONTROL or ACTION_TRAJECTORY), controller parameters
             (NUM_CTRL_PARAMS,), controller scratch (B, C, rows, WORK_COLS), flags (B, C) int64 written
             with the controller's FLAG_* bits.
@@ -128,7 +128,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
     lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
-    obs, metrics, r_terms, reward, terminated, truncated, scratch = out
+    obs, metrics, r_terms, reward, terminated, truncated, scratch, slots = out
     kind, ctrl_p, ctrl_work, ctrl_flags = ctrl
     num_c = actions.shape[1]
     t_max = log.shape[2] - 1
@@ -162,6 +162,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
                 agent_p,
                 dt,
                 scratch[b],
+                slots[b],
             )
         else:
             replay_step(agent[b], valid[b], log[b], log_valid[b], t1, num_c, n, dt)
@@ -218,6 +219,7 @@ def empty_out(b: int, c: int, n: int, d: int, kr: int):
         np.zeros((b, c), dtype=np.bool_),
         np.zeros(b, dtype=np.bool_),
         np.zeros((b, n)),
+        np.zeros((b, 2 * n), dtype=np.int64),
     )
 
 
@@ -247,7 +249,7 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
     lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
-    obs, metrics, r_terms, reward, terminated, truncated, scratch = out
+    obs, metrics, r_terms, reward, terminated, truncated, scratch, slots = out
     for b in prange(mask.shape[0]):
         if not mask[b]:
             continue

@@ -1,0 +1,237 @@
+"""How AlpaDrive's engine scales with cores, batch size and agents per scene, measured side by side.
+
+One process, three tables, every ratio taken within this run (the machine's other load moves absolute
+figures between runs, much less the ratios of one run):
+
+1. Numba threads 1, 2, ... all (`NUMBA_NUM_THREADS`) at B = 64 scenes of 32 agents: env-steps/s of the
+   raw engine (`BatchedSim.step`) and of the native vector env (`gym.make_vec`), the speed-up over one
+   thread and the parallel efficiency (speed-up / threads). Two workloads: ``constant`` (a constant
+   throttle, no early termination: every scene runs its 200 steps, as `env_step.py`'s raw row) and
+   ``random`` (random actions with the default termination, so episodes end and reset: the raw engine
+   resets finished scenes itself as the vector env does, and both draw the same actions).
+2. Batch size B = 1 ... 1024 at all threads: env-steps/s and microseconds per env-step.
+3. Agents per scene 8, 32, 128, 256 (B = 64, all threads, both agent modes): env-steps/s, agent-steps/s
+   and nanoseconds per agent-step, with the cost per agent-step relative to 32 agents'. Scenes of 8 and
+   32 agents keep the agents nearest the ego (`max_agents`); the procedural families have 22-61 agents,
+   so scenes of 128 and 256 add time-shifted copies of every other agent's log (the same traffic a few
+   seconds earlier or later on the same paths, `dense_scene`).
+
+Usage: python benchmarks/env_scaling.py [--seconds 1.5] [--sizes 1 4 16 64 256 1024]
+    [--agent-counts 8 32 128 256] [--only threads batch agents]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import gymnasium as gym
+import numba
+import numpy as np
+from env_step import AGENTS, NO_TERMINATION, rate, scenes_with_agents
+
+import alpagym_env  # noqa: F401
+from alpagym_env.config import EnvConfig
+from alpagym_env.envs.batched_sim import BatchedSim
+from alpagym_env.scenarios.schema import Scenario
+
+B = 64
+SHIFT_STEPS = 15  # steps between the time-shifted copies of an agent's log
+
+
+def dense_scene(s: Scenario, num_agents: int) -> Scenario:
+    """`s` with at least `num_agents` agents: copies of its other agents' logs shifted by multiples of
+    SHIFT_STEPS steps, alternately later and earlier (invalid where the shifted log has no step)."""
+    others = [i for i in range(s.traj.shape[0]) if i != s.ego_index]
+    traj, valid = [s.traj], [s.valid]
+    idx = list(range(s.traj.shape[0]))
+    k, count = 1, s.traj.shape[0]
+    while count < num_agents:
+        shift = SHIFT_STEPS * ((k + 1) // 2) * (1 if k % 2 else -1)
+        for i in others:
+            if count >= num_agents:
+                break
+            t = np.roll(s.traj[i], -shift, axis=0)
+            v = np.roll(s.valid[i], -shift)
+            if shift > 0:
+                v[-shift:] = False
+            else:
+                v[:-shift] = False
+            traj.append(t[None])
+            valid.append(v[None])
+            idx.append(i)
+            count += 1
+        k += 1
+    idx = np.asarray(idx)
+    return dataclasses.replace(
+        s,
+        scenario_id=f"{s.scenario_id}-dense{num_agents}",
+        traj=np.concatenate(traj),
+        valid=np.concatenate(valid),
+        length=s.length[idx],
+        width=s.width[idx],
+        agent_type=s.agent_type[idx],
+    )
+
+
+class RawWorkload:
+    """The raw engine under one of the two workloads; `step()` advances every scene once."""
+
+    def __init__(self, scenes, n: int, workload: str, agents: str = "replay", max_agents: int = AGENTS):
+        term = NO_TERMINATION if workload == "constant" else {}
+        config = EnvConfig.from_kwargs(agents=agents, max_agents=max_agents, termination=term)
+        self.sim = BatchedSim(config, n, scenes, len(scenes))
+        self.n, self.workload = n, workload
+        self.rng = np.random.default_rng(0)
+        self.ids = np.arange(n) % len(scenes)
+        for i in range(len(scenes)):  # compile every scene once, as a long run would have
+            self.sim.compile(i)
+        self.sim.reset(range(n), self.ids)
+        self.actions = random_actions((n, 1, 2)) if workload == "random" else None
+        self.const = np.zeros((n, 1, 2))
+        self.const[..., 0] = 0.2
+        self.k = 0
+
+    def step(self) -> None:
+        sim = self.sim
+        if self.workload == "constant":
+            if self.k == 200:
+                sim.reset(range(self.n), self.ids)
+                self.k = 0
+            sim.step(self.const)
+        else:
+            sim.step(self.actions[self.k % len(self.actions)])
+            done = np.flatnonzero(sim.terminated[:, 0] | sim.truncated)
+            if done.size:
+                sim.reset(done, self.rng.integers(sim.num_scenarios, size=done.size))
+        self.k += 1
+
+
+def random_actions(shape: tuple[int, ...], count: int = 64) -> list[np.ndarray]:
+    """`count` arrays of random control actions (throttle around 0.2, small steering)."""
+    rng = np.random.default_rng(1)
+    out = []
+    for _ in range(count):
+        a = np.empty(shape)
+        a[..., 0] = rng.normal(0.2, 0.4, shape[:-1])
+        a[..., 1] = rng.normal(0.0, 0.15, shape[:-1])
+        out.append(np.clip(a, -1.0, 1.0).astype(np.float32))
+    return out
+
+
+def vector_rate(scenes, n: int, workload: str, seconds: float) -> float:
+    """Native vector env env-steps/s under `workload` (autoreset, as a training loop sees it)."""
+    term = NO_TERMINATION if workload == "constant" else {}
+    env = gym.make_vec("AlpaDrive-v0", num_envs=n, scenarios=scenes, max_agents=AGENTS, termination=term)
+    env.reset(seed=0)
+    for i in range(len(scenes)):
+        env.sim.compile(i)
+    if workload == "constant":
+        const = np.zeros(env.action_space.shape, np.float32)
+        const[:, 0] = 0.2
+        acts = [const]
+    else:
+        acts = [a[:, 0] for a in random_actions((n, 1, 2))]
+    k = [0]
+
+    def step():
+        env.step(acts[k[0] % len(acts)])
+        k[0] += 1
+
+    out = rate(step, seconds, n)
+    env.close()
+    return out
+
+
+def table(head: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join("---" for _ in head) + "|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print()
+
+
+def threads_table(scenes, seconds: float) -> None:
+    counts = sorted(
+        {1, 2, numba.config.NUMBA_NUM_THREADS} & set(range(1, numba.config.NUMBA_NUM_THREADS + 1))
+    )
+    rows = []
+    for workload in ("constant", "random"):
+        raw_w = RawWorkload(scenes, B, workload)
+        base = None
+        for th in counts:
+            numba.set_num_threads(th)
+            raw = rate(raw_w.step, seconds, B)
+            vec = vector_rate(scenes, B, workload, seconds)
+            base = base or raw
+            rows.append(
+                [
+                    workload,
+                    str(th),
+                    f"{raw:,.0f}",
+                    f"{raw * AGENTS / 1e6:.2f} M",
+                    f"{raw / base:.2f}x",
+                    f"{raw / base / th:.0%}",
+                    f"{vec:,.0f}",
+                    f"{vec / raw:.0%}",
+                ]
+            )
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    print(f"Threads: B = {B} scenes of {AGENTS} agents, replayed agents; this machine has "
+          f"{numba.config.NUMBA_NUM_THREADS} Numba threads\n")  # fmt: skip
+    head = ["workload", "threads", "raw env-steps/s", "agent-steps/s", "speed-up", "efficiency"]
+    table(head + ["vector API env-steps/s", "vector / raw"], rows)
+
+
+def batch_table(scenes, sizes: list[int], seconds: float) -> None:
+    rows = []
+    for n in sizes:
+        r = rate(RawWorkload(scenes, n, "constant").step, seconds, n)
+        rows.append([str(n), f"{r:,.0f}", f"{1e6 / r:.1f}"])
+    print(f"Batch size: raw engine, constant workload, {AGENTS} agents, all threads\n")
+    table(["B", "env-steps/s", "us per env-step"], rows)
+
+
+def agents_table(base_scenes, counts: list[int], seconds: float) -> None:
+    rows = []
+    for mode in ("replay", "idm"):
+        ref = None
+        per = {}
+        for count in counts:
+            if count <= AGENTS:
+                scenes = scenes_with_agents(len(base_scenes), count)
+            else:
+                scenes = [dense_scene(s, count) for s in base_scenes]
+            r = rate(RawWorkload(scenes, B, "constant", mode, max_agents=count).step, seconds, B)
+            ns = 1e9 / (r * count)
+            per[count] = ns
+            ref = per.get(AGENTS, ref)
+            rows.append([mode, str(count), f"{r:,.0f}", f"{r * count / 1e6:.2f} M", f"{ns:.0f}", ""])
+        for row in rows[-len(counts) :]:
+            if AGENTS in per:
+                row[-1] = f"{per[int(row[1])] / per[AGENTS]:.2f}x"
+    print(f"Agents per scene: raw engine, B = {B}, constant workload, all threads\n")
+    table(["agents", "per scene", "env-steps/s", "agent-steps/s", "ns per agent-step", "vs 32 agents"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
+    parser.add_argument("--agent-counts", type=int, nargs="+", default=[8, 32, 128, 256])
+    parser.add_argument("--only", nargs="+", default=["threads", "batch", "agents"])
+    args = parser.parse_args()
+    scenes = scenes_with_agents(64, AGENTS)
+    t0 = time.perf_counter()
+    if "threads" in args.only:
+        threads_table(scenes, args.seconds)
+    if "batch" in args.only:
+        batch_table(scenes, args.sizes, args.seconds)
+    if "agents" in args.only:
+        agents_table(scenes, args.agent_counts, args.seconds)
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
