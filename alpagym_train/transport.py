@@ -66,6 +66,7 @@ from alpagym_train.wire import safetensors_header as _header
 CONSUMER_GROUP = "learner"
 DEAD_LETTER_MAXLEN = 256  # the dead-letter stream keeps about this many entries
 DEAD_LETTER_FIELD_BYTES = 64 << 10  # and of each field of a rejected entry its first 64 KiB
+_PACK_CUTOFF = 6000  # redis-py's default: longer command arguments are sent as buffers of their own
 _SUPPORTED = (redis.ConnectionError, redis.TimeoutError, TimeoutError, ConnectionError, OSError)
 
 
@@ -172,7 +173,7 @@ class Transport:
                 retry=DeadlineRetry(timeout_s),
                 # Sends a large argument (a weight blob, a rollout entry) as its own buffer, uncopied:
                 # hiredis' packer copies every command whole, 0.7 ms for a 1 MB blob.
-                command_packer=PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode),
+                command_packer=PythonRespSerializer(_PACK_CUTOFF, Encoder("utf-8", "strict", False).encode),
             )
         except ValueError as e:
             raise TransportError(f"invalid Redis URL {redact(url)}: {e}") from e
