@@ -92,3 +92,28 @@ def test_weights_writer_writes_safetensors_own_bytes_into_one_buffer():
     assert writer._buffer is buffer  # a smaller state reuses the buffer
     with pytest.raises(ValueError, match="weight 'z': dtype complex64"):
         writer.write({"z": torch.zeros(2, dtype=torch.complex64)})
+
+
+def test_weights_of_an_older_format_or_a_wrong_key_are_refused(redis_server, raw):
+    import json
+    import uuid
+
+    from alpagym_train.transport import BadPayload, Transport
+
+    t = Transport(redis_server.url, run_id=f"wire-{uuid.uuid4().hex[:8]}", secret=SECRET)
+    state = {"w": torch.randn(1000)}
+    t.publish_weights(state, version=1)
+    assert torch.equal(t.fetch_weights()[1]["w"], state["w"])
+    meta_key, blob = t.key("weights", "meta", 1), raw.get(t.key("weights", "blob", 1))
+    meta = json.loads(raw.get(meta_key))
+    meta["mac"] = hmac.new(SECRET, b"1:" + blob, hashlib.sha256).hexdigest()  # what format 3 wrote
+    raw.set(meta_key, json.dumps(meta))
+    with pytest.raises(BadPayload, match=r"version 1: MAC mismatch \(an HMAC-SHA256 tag of wire format 3"):
+        t.fetch_weights()
+    other = Transport(redis_server.url, t.run_id, secret=SECRET[::-1])
+    other.publish_weights(state, version=2)
+    with pytest.raises(
+        BadPayload, match=r"version 2: MAC mismatch; the blob is corrupt or was not published"
+    ):
+        t.fetch_weights()
+    t.close(), other.close()
