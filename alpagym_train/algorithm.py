@@ -109,8 +109,11 @@ class GRPOUpdater:
         policy: The policy being trained (updated in place).
         config: Hyper-parameters.
         reference: The frozen reference for the KL term (a copy of the initial policy when None
-            and `kl_coef` > 0).
+            and `kl_coef` > 0), moved to the policy's device.
         seed: Seed of the minibatch order.
+
+    A batch may hold numpy arrays or tensors on the policy's device (`torch.as_tensor` passes those
+    through); what the updater creates itself follows the batch's device.
     """
 
     def __init__(self, policy: GaussianPolicy, config: GRPOConfig, reference: GaussianPolicy | None = None,
@@ -119,7 +122,7 @@ class GRPOUpdater:
         if reference is None and config.kl_coef > 0:
             reference = GaussianPolicy(policy.config)
             reference.load_state_dict(policy.state_dict())
-        self.reference = reference.eval() if reference is not None else None
+        self.reference = reference.to(policy.device).eval() if reference is not None else None
         params = [p for n, p in policy.named_parameters() if config.learn_std or "log_std" not in n]
         self.optimizer = torch.optim.Adam(params, lr=config.lr)
         self.generator = torch.Generator().manual_seed(seed)
@@ -129,7 +132,7 @@ class GRPOUpdater:
         cfg = self.config
         rewards, mask = torch.as_tensor(batch.rewards), torch.as_tensor(batch.mask)
         returns = (rewards * mask).sum(-1)
-        keep = torch.ones(len(returns), dtype=torch.bool)
+        keep = torch.ones(len(returns), dtype=torch.bool, device=returns.device)
         if cfg.filter_zero_variance:
             keep = L.nonzero_variance_groups(returns)
         if cfg.advantage == "outcome":
@@ -144,7 +147,7 @@ class GRPOUpdater:
         if self.config.entropy_coef == 0 and not self.policy.config.state_dependent_std:
             with torch.no_grad():
                 return self.policy.entropy(obs[:1]).sum() * len(obs) / normaliser
-        return L.entropy_bonus(self.policy.entropy(obs), torch.ones(len(obs)), normaliser)
+        return L.entropy_bonus(self.policy.entropy(obs), torch.ones(len(obs), device=obs.device), normaliser)
 
     def update(self, batch: GroupBatch) -> dict[str, float]:
         """Applies `epochs` passes of clipped policy gradient on `batch`; returns the statistics."""
@@ -229,7 +232,7 @@ class GRPOUpdater:
 def group_of_steps(real: torch.Tensor) -> torch.Tensor:
     """(M,) group index of each real step of an (N, G, T) bool `real`, in `real`'s order."""
     n, g, t = real.shape
-    return torch.arange(n)[:, None, None].expand(n, g, t)[real]
+    return torch.arange(n, device=real.device)[:, None, None].expand(n, g, t)[real]
 
 
 def minibatches(group_of: torch.Tensor, n: int, per: int, generator: torch.Generator):
@@ -238,7 +241,7 @@ def minibatches(group_of: torch.Tensor, n: int, per: int, generator: torch.Gener
     Yields:
         A (M,) bool mask of the real steps of each minibatch (a full slice when `per` >= `n`).
     """
-    order = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=generator).to(group_of.device)  # one order on any device
     for i in range(0, n, per):
         yield torch.isin(group_of, order[i : i + per]) if per < n else slice(None)
 

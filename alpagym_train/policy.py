@@ -142,15 +142,21 @@ class GaussianPolicy(nn.Module):
         gauss = (-0.5 * noise**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         return torch.tanh(u), u, gauss - _tanh_log_det(u)
 
+    @property
+    def device(self) -> torch.device:
+        """The device the policy's weights are on."""
+        return self.mean.weight.device
+
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """(B, obs_dim) or (obs_dim,) numpy observations -> float32 actions in [-1, 1]."""
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        """(B, obs_dim) or (obs_dim,) numpy observations -> float32 actions in [-1, 1] (numpy, whatever
+        the policy's device)."""
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         if deterministic:
             a = torch.tanh(self(x)[0])
         else:
             a = self.sample(x)[0]
-        return a.numpy().astype(np.float32)
+        return a.cpu().numpy().astype(np.float32)
 
 
 def save(path: str | Path, policy: GaussianPolicy, meta: dict[str, Any] | None = None) -> Path:

@@ -61,7 +61,7 @@ class PPOUpdater(GRPOUpdater):
     def __init__(self, policy: GaussianPolicy, config: GRPOConfig, reference: GaussianPolicy | None = None,
                  seed: int = 0) -> None:  # fmt: skip
         super().__init__(policy, config, reference, seed)
-        self.critic = ValueNetwork(policy)
+        self.critic = ValueNetwork(policy).to(policy.device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.value_lr)
         self.updates = 0  # for the critic warm-up
 
@@ -84,7 +84,7 @@ class PPOUpdater(GRPOUpdater):
     def advantages(self, batch: GroupBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, G, T) batch-normalised, clipped GAE advantages and the (N,) groups kept (all of them)."""
         _, adv, _ = self.values_and_targets(batch)
-        return self._normalised(adv, batch), torch.ones(adv.shape[0], dtype=torch.bool)
+        return self._normalised(adv, batch), torch.ones(adv.shape[0], dtype=torch.bool, device=adv.device)
 
     def _normalised(self, adv: torch.Tensor, batch: GroupBatch) -> torch.Tensor:
         adv = L.normalise_advantages(adv, torch.as_tensor(batch.mask))
@@ -93,7 +93,7 @@ class PPOUpdater(GRPOUpdater):
     def update(self, batch: GroupBatch) -> dict[str, float]:
         """The policy step on GAE advantages (skipped during the critic warm-up), then the critic fit."""
         values, adv, returns = self.values_and_targets(batch)
-        keep = torch.ones(adv.shape[0], dtype=torch.bool)
+        keep = torch.ones(adv.shape[0], dtype=torch.bool, device=adv.device)
         if self.updates < self.config.critic_warmup_updates:
             stats = {"groups": float(len(keep)), "groups_kept": 0.0, "steps": float(batch.steps)}
             stats |= {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}

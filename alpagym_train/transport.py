@@ -16,8 +16,15 @@ This is the only module of AlpaGym that imports `redis`. Every key lives under `
 - ``spec`` the run spec, ``stop`` a stop request.
 
 Payloads are safetensors (weights and rollouts, see `alpagym_train.wire`); never pickle, so a peer can
-only send data, not code. Weight blobs and rollout entries carry an HMAC-SHA256 under the run secret,
-so a client that reaches Redis without the secret can neither publish weights nor inject rollouts.
+only send data, not code. Weight blobs, rollout entries and the run spec carry a keyed-BLAKE3 MAC under
+the run secret (`alpagym_train.wire.mac`), so a client that reaches Redis without the secret can
+neither publish weights nor inject rollouts.
+
+Weight sync is on the trainer's critical path, so its bytes are copied as few times as possible: the
+learner writes the safetensors bytes into one reused buffer (`alpagym_train.wire.WeightsWriter`), MACs
+them in place and hands that buffer to the socket as is (commands are packed by redis-py's Python
+packer, which sends large arguments without copying, where hiredis' packer copies the whole command);
+an actor checks the MAC on the reply's bytes and loads the tensors from them with safetensors.
 
 Redis stalls shorter than ``timeout_s`` are ridden out: a read waits up to ``timeout_s`` for its
 reply, and a refused or reset connection is retried with exponential backoff until ``timeout_s`` has
@@ -40,15 +47,26 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.connection import Encoder, PythonRespSerializer
 from redis.retry import Retry
 
 from alpagym_train.rollout import GroupBatch
-from alpagym_train.wire import BadEntry, ReceivedGroup, RolloutSpec, decode_group, encode_group, mac, verify
+from alpagym_train.wire import (
+    BadEntry,
+    ReceivedGroup,
+    RolloutSpec,
+    WeightsWriter,
+    decode_group,
+    encode_group,
+    mac,
+    mac_problem,
+)
 from alpagym_train.wire import safetensors_header as _header
 
 CONSUMER_GROUP = "learner"
 DEAD_LETTER_MAXLEN = 256  # the dead-letter stream keeps about this many entries
 DEAD_LETTER_FIELD_BYTES = 64 << 10  # and of each field of a rejected entry its first 64 KiB
+_PACK_CUTOFF = 6000  # redis-py's default: longer command arguments are sent as buffers of their own
 _SUPPORTED = (redis.ConnectionError, redis.TimeoutError, TimeoutError, ConnectionError, OSError)
 
 
@@ -104,7 +122,7 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-def safetensors_summary(blob: bytes) -> dict[str, dict[str, Any]]:
+def safetensors_summary(blob: bytes | memoryview) -> dict[str, dict[str, Any]]:
     """``{name: {dtype, shape}}`` read from a safetensors header (without decoding the tensors).
 
     Raises:
@@ -114,18 +132,6 @@ def safetensors_summary(blob: bytes) -> dict[str, dict[str, Any]]:
     return {
         k: {"dtype": v["dtype"], "shape": list(v["shape"])} for k, v in header.items() if k != "__metadata__"
     }
-
-
-def _serialize_state_dict(state: Mapping[str, Any]) -> bytes:
-    """Safetensors bytes of a dict of torch tensors or numpy arrays."""
-    values = list(state.values())
-    if values and all(isinstance(v, np.ndarray) for v in values):
-        from safetensors.numpy import save
-
-        return save({k: np.ascontiguousarray(v) for k, v in state.items()})
-    from safetensors.torch import save
-
-    return save({k: v.detach().cpu().contiguous() for k, v in state.items()})
 
 
 class Transport:
@@ -157,6 +163,7 @@ class Transport:
         self._secret = bytes(secret)
         self._prefix = f"alpagym:{run_id}:"
         self._group_ready = False
+        self._writer = WeightsWriter()
         try:
             self._r = redis.Redis.from_url(
                 url,
@@ -164,6 +171,9 @@ class Transport:
                 socket_timeout=timeout_s,
                 socket_read_size=1 << 20,  # weight blobs are MBs: far fewer recv calls than 64 KiB reads
                 retry=DeadlineRetry(timeout_s),
+                # Sends a large argument (a weight blob, a rollout entry) as its own buffer, uncopied:
+                # hiredis' packer copies every command whole, 0.7 ms for a 1 MB blob.
+                command_packer=PythonRespSerializer(_PACK_CUTOFF, Encoder("utf-8", "strict", False).encode),
             )
         except ValueError as e:
             raise TransportError(f"invalid Redis URL {redact(url)}: {e}") from e
@@ -199,23 +209,27 @@ class Transport:
     def publish_weights(self, weights: Mapping[str, Any] | bytes, version: int) -> dict[str, Any]:
         """Publishes `weights` as `version`, atomically, then announces it on `hint_channel`.
 
-        One MULTI writes the blob and its metadata, drops the versions beyond the last `keep_versions`
-        and sets the version key last, so a reader never sees a version whose blob is missing.
+        One MULTI writes the blob and its metadata, drops the versions beyond the last `keep_versions`,
+        sets the version key last, so a reader never sees a version whose blob is missing, and
+        announces it: three round trips in all (WATCH, ZRANGE of the versions kept, MULTI ... EXEC).
 
         Args:
-            weights: A state dict (torch tensors or numpy arrays) or safetensors bytes.
+            weights: A state dict (torch tensors, on any device, or numpy arrays) or safetensors bytes;
+                the blob always holds CPU bytes.
             version: Must not be lower than the latest published version.
 
         Returns:
-            The metadata written: ``{version, mac, nbytes, tensors}``, ``mac`` the HMAC-SHA256 of the
-            version number and the blob under the run secret.
+            The metadata written: ``{version, mac, nbytes, tensors}``, ``mac`` the MAC of the version
+            number and the blob under the run secret (`alpagym_train.wire.mac`).
 
         Raises:
             ValueError: `version` goes backwards, or the bytes are not safetensors.
             TransportError: Redis is unreachable.
         """
-        blob = bytes(weights) if isinstance(weights, (bytes, bytearray, memoryview)) else None
-        blob = blob if blob is not None else _serialize_state_dict(weights)
+        if isinstance(weights, (bytes, bytearray, memoryview)):
+            blob = memoryview(weights).cast("B")
+        else:
+            blob = self._writer.write(weights)  # valid until the next publish: sent before returning
         meta = {
             "version": int(version),
             "mac": mac(self._secret, b"%d:" % int(version), blob),
@@ -227,11 +241,10 @@ class Transport:
             while True:
                 try:
                     pipe.watch(versions_key, version_key)  # a concurrent publisher makes EXEC retry
-                    latest = pipe.get(version_key)
-                    if latest is not None and int(latest) > version:
-                        raise ValueError(f"cannot publish weights version {version}: {int(latest)} exists")
-                    kept = {int(v) for v in pipe.zrange(versions_key, 0, -1)} | {int(version)}
-                    stale = sorted(kept)[: -self.keep_versions]
+                    kept = {int(v) for v in pipe.zrange(versions_key, 0, -1)}  # the latest is the highest
+                    if kept and max(kept) > version:
+                        raise ValueError(f"cannot publish weights version {version}: {max(kept)} exists")
+                    stale = sorted(kept | {int(version)})[: -self.keep_versions]
                     pipe.multi()
                     pipe.set(self.key("weights", "blob", version), blob)
                     pipe.set(self.key("weights", "meta", version), json.dumps(meta))
@@ -240,11 +253,11 @@ class Transport:
                         pipe.delete(self.key("weights", "blob", v), self.key("weights", "meta", v))
                         pipe.zrem(versions_key, str(v))
                     pipe.set(version_key, version)
+                    pipe.publish(self.hint_channel, version)
                     pipe.execute()
                     break
                 except redis.WatchError:
                     continue
-            self._r.publish(self.hint_channel, version)
         return meta
 
     def latest_version(self) -> int | None:
@@ -293,9 +306,10 @@ class Transport:
             tag = json.loads(raw_meta)["mac"]
         except (ValueError, KeyError, TypeError) as e:
             raise BadPayload(f"weights version {version}: unreadable metadata ({e})") from None
-        if not isinstance(tag, str) or not verify(self._secret, tag, b"%d:" % version, blob):
+        problem = mac_problem(self._secret, tag, b"%d:" % version, blob) if isinstance(tag, str) else "no MAC"
+        if problem is not None:
             raise BadPayload(
-                f"weights version {version}: MAC mismatch; the blob is corrupt or was not published "
+                f"weights version {version}: {problem}; the blob is corrupt or was not published "
                 "with this run's secret"
             )
         if framework == "torch":
@@ -498,7 +512,7 @@ class Transport:
 
     def publish_spec(self, spec: Mapping[str, Any]) -> None:
         """Writes the run spec actors build their env and policy from (``spec`` key: JSON, then a
-        newline and its HMAC under the run secret)."""
+        newline and its MAC under the run secret)."""
         body = json.dumps(spec).encode()
         with self._reach():
             self._r.set(self.key("spec"), body + b"\n" + mac(self._secret, body).encode())
@@ -514,8 +528,10 @@ class Transport:
         if raw is None:
             return None
         body, _, tag = raw.rpartition(b"\n")
-        if not verify(self._secret, tag, body):
-            raise BadPayload(f"run {self.run_id!r}: the run spec is not signed with this run's secret")
+        if (problem := mac_problem(self._secret, tag, body)) is not None:
+            raise BadPayload(
+                f"run {self.run_id!r}: the run spec is not signed with this run's secret ({problem})"
+            )
         return json.loads(body)
 
     def runs(self) -> list[str]:

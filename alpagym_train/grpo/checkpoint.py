@@ -6,7 +6,8 @@ A checkpoint is a directory ``{run_dir}/checkpoints/update_{n:06d}/`` holding
   checkpoint is also an evaluable policy;
 - ``trainer.pt``: optimizer state, update step, weight version, counters, the best validation score
   and weights, the critic's weights and optimizer (PPO), and the torch/numpy RNG states (read back
-  with ``torch.load(weights_only=True)``);
+  with ``torch.load(weights_only=True)``); every tensor in it is a CPU tensor, whatever device the
+  learner trains on, so a checkpoint resumes on any machine;
 - ``config.yaml``: the resolved run config; ``run_id``: the run's id (a resume reuses it).
 
 ``{run_dir}/checkpoints/latest`` names the newest one.
@@ -67,13 +68,24 @@ def save_checkpoint(
     root = Path(run_dir) / "checkpoints"
     out = root / f"update_{state.update:06d}"
     save(out / "policy.safetensors", policy, meta)
-    torch.save(vars(state), out / "trainer.pt.tmp")
+    torch.save(on_cpu(vars(state)), out / "trainer.pt.tmp")
     (out / "trainer.pt.tmp").replace(out / "trainer.pt")  # a crash mid-write leaves no torn checkpoint
     write_config(out / "config.yaml", config)
     (out / "run_id").write_text(state.run_id + "\n")
     (root / "latest.tmp").write_text(out.name + "\n")
     (root / "latest.tmp").replace(root / "latest")
     return out
+
+
+def on_cpu(x: Any) -> Any:
+    """`x` (tensors, possibly inside dicts, lists and tuples) with every tensor on the CPU."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if isinstance(x, dict):
+        return {k: on_cpu(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(on_cpu(v) for v in x)
+    return x
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 
 from alpagym_env.config import EnvConfig
 from alpagym_train.algorithm import GRPOConfig
+from alpagym_train.device import check_device_name
 from alpagym_train.hydra_schema import schema_of
 
 ROLES = ("all", "learner", "actor")
@@ -120,6 +121,9 @@ class LearnerConf:
         keep_best: The final policy is the one with the best validation score.
         checkpoint_every: Updates between checkpoints (0: only at the end).
         torch_threads: Torch CPU threads of the learner and actors.
+        device: Where the learner trains: ``auto`` (cuda when available, else cpu), ``cpu`` or ``cuda``
+            (refused at start without a GPU). Its policy, PPO critic, optimiser and batches live there;
+            the weights it publishes and its checkpoints are CPU tensors, and actors always run on CPU.
         seed: Seed of minibatches and torch.
     """
 
@@ -140,6 +144,7 @@ class LearnerConf:
     keep_best: bool = True
     checkpoint_every: int = 10
     torch_threads: int = 1
+    device: str = "auto"
     seed: int = 0
 
 
@@ -201,6 +206,7 @@ class GRPORunConfig:
             raise ValueError(f"learner.max_policy_lag must be >= 0, got {self.learner.max_policy_lag}")
         if self.learner.max_seconds is not None and not self.learner.max_seconds > 0:
             raise ValueError(f"learner.max_seconds must be > 0 or null, got {self.learner.max_seconds}")
+        check_device_name(self.learner.device, "learner.device")
 
     def env_config(self) -> EnvConfig:
         """The frozen, checked `EnvConfig`."""

@@ -17,6 +17,11 @@ Entries the previous learner of the run had read but not acknowledged (it died m
 claimed back at start. Groups acknowledged after the last checkpoint were trained into weights that
 the checkpoint does not hold: a resumed learner has lost them (at most ``checkpoint_every`` updates).
 
+Device (``learner.device``): the policy, a PPO critic, the optimiser state and each training batch
+live on the learner's device; weights leave it as CPU bytes (`alpagym_train.wire.WeightsWriter`),
+checkpoints as CPU tensors (`save_checkpoint`), and validation runs the policy on numpy observations
+whatever its device (`GaussianPolicy.act`).
+
 Liveness: with no live actor and no entry for ``learner.actor_timeout_s`` the learner checkpoints and
 exits with `ExitCode.NO_ACTORS`; it holds the run's lease (`Transport.claim_lease`) while it runs, and
 any crash checkpoints before the process exits with `ExitCode.CRASH`.
@@ -41,6 +46,7 @@ import torch
 from tqdm import tqdm
 
 from alpagym_train.algorithm import make_updater
+from alpagym_train.device import resolve_device
 from alpagym_train.exit_codes import ExitCode
 from alpagym_train.grpo.checkpoint import TrainerState, load_checkpoint, save_checkpoint
 from alpagym_train.grpo.config import GRPORunConfig
@@ -73,6 +79,14 @@ def concat_groups(batches: list[GroupBatch]) -> GroupBatch:
     names = [f.name for f in fields(GroupBatch) if f.name != "policy_version"]
     arrays = {n: np.concatenate([getattr(b, n) for b in batches]) for n in names}
     return GroupBatch(**arrays, policy_version=min(b.policy_version for b in batches))
+
+
+def batch_on(batch: GroupBatch, device: torch.device) -> GroupBatch:
+    """`batch` with its arrays as tensors on `device`, for the updater (on the CPU they share the arrays'
+    memory: no copy, and the same code path as on a GPU)."""
+    arrays = {f.name: torch.as_tensor(getattr(batch, f.name), device=device) for f in fields(GroupBatch)
+              if f.name != "policy_version"}  # fmt: skip
+    return GroupBatch(**arrays, policy_version=batch.policy_version)
 
 
 def rollout_spec(cfg: GRPORunConfig, policy: GaussianPolicy) -> RolloutSpec:
@@ -117,7 +131,7 @@ class Learner:
     Args:
         cfg: The run config.
         transport: Connection to the run's Redis namespace.
-        policy: The policy to train (updated in place).
+        policy: The policy to train (updated in place), on the device to train on.
         state: Progress to continue from (a fresh `TrainerState` for a new run).
     """
 
@@ -268,7 +282,7 @@ class Learner:
             entries, g = self.gather(timeout_s)
             t_gather = time.perf_counter() - t0
             batch = concat_groups([e.batch for e in entries])
-            stats = self._guarded_update(batch)
+            stats = self._guarded_update(batch_on(batch, self.policy.device))
             self.transport.ack([e.entry_id for e in entries])
             if stats is not None:
                 break
@@ -352,6 +366,8 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes = b"") 
         print(f"learner: {e}", file=sys.stderr, flush=True)
         return ExitCode.CONFIG
     policy, meta, state, resumed = _initial(cfg)
+    device = resolve_device(cfg.learner.device, "learner.device")  # checked by preflight
+    policy.to(device)
     env_kwargs = cfg.plain()["env"]
     reward = cfg.reward_terms()
     val = load_suite(cfg.learner.val_suite)[: cfg.learner.val_scenes]
@@ -375,7 +391,8 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes = b"") 
         transport.publish_spec(run_spec(cfg, policy))
         learner.start()
         print(
-            f"learner {socket.gethostname()}:{os.getpid()} run {run_id!r}, weights v{state.version}",
+            f"learner {socket.gethostname()}:{os.getpid()} run {run_id!r}, weights v{state.version}, "
+            f"device {device}",
             flush=True,
         )
         if state.update == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alpagym_train.device import resolve_device
 from alpagym_train.grpo.checkpoint import resolve_checkpoint
 from alpagym_train.grpo.config import GRPORunConfig
 from alpagym_train.policy import GaussianPolicy, load
@@ -14,10 +15,12 @@ def preflight(cfg: GRPORunConfig) -> None:
 
     Raises:
         FileNotFoundError: ``learner.init`` or ``resume`` names no checkpoint.
-        ValueError: An env, reward or algorithm setting is invalid; the policy to train does not fit the
-            env's observation or action size; ``algorithm.entropy_coef`` cannot act.
+        ValueError: An env, reward or algorithm setting is invalid; ``learner.device=cuda`` on a machine
+            without a usable GPU; the policy to train does not fit the env's observation or action
+            size; ``algorithm.entropy_coef`` cannot act.
     """
     cfg.env_config(), cfg.reward_terms()
+    resolve_device(cfg.learner.device, "learner.device")
     grpo = cfg.grpo_config()
     if cfg.resume:
         path = resolve_checkpoint(cfg.resume) / "policy.safetensors"

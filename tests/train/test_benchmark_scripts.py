@@ -30,3 +30,19 @@ def test_trainer_throughput_prints_its_table(redis_required, tmp_path, capsys):
     numbers = json.loads((tmp_path / "out.json").read_text())
     assert numbers["grpo"][0]["env_steps_per_s"] > 0 and numbers["ppo"]["env_steps_per_s"] > 0
     assert numbers["grpo"][0]["lag"]["groups"] >= 3 * 2
+
+
+def test_weight_sync_row_states_the_target_and_ratio(capsys):
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("trainer_throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = SimpleNamespace(train_scenes=8, horizon=30, groups=2, group_size=2, updates=3, repeats=2)
+    ppo = {"env_steps": 512, "steady": True, "env_steps_per_s": 1.0, "updates_per_s": 1.0,
+           "whole_run_env_steps_per_s": 1.0, "train_seconds": 1.0}  # fmt: skip
+    sync = [{"mb": 1.0, "publish_ms": 0.5, "fetch_ms": 1.0, "total_ms": 1.5}]
+    targets = module.report(args, [], ppo, sync, policy_mb=0.45)
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("|             1 MB"))
+    assert row.endswith("| <= 2 ms: 1.50 ms, 0.75x the target")
+    assert targets == ["PASS  1 MB weight sync <= 2 ms: 1.50 ms, 0.75x the target"]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,7 +223,8 @@ def test_async_learner_trains_with_ppo_and_checkpoints_its_critic(rollouts, redi
 
 
 def test_ppo_run_as_processes_checkpoints_the_critic(redis_required, tmp_path):
-    """`python -m alpagym_train.grpo algorithm=ppo` end to end: a private redis-server, one actor."""
+    """`python -m alpagym_train.grpo algorithm=ppo learner.device=cpu` end to end: a private redis-server,
+    one actor."""
     env = make_group_env(1, 1, horizon=HORIZON)
     torch.manual_seed(0)
     policy = GaussianPolicy(PolicyConfig(env.single_observation_space.shape[0], 2, (32,)))
@@ -239,16 +241,19 @@ def test_ppo_run_as_processes_checkpoints_the_critic(redis_required, tmp_path):
         "learner.groups_per_update=2",
         "learner.eval_every=0",
         "learner.updates=2",
+        "learner.device=cpu",
         "actors.num=1",
         "actors.groups_per_push=2",
         "progress=false",
         f"learner.init={init}",
         f"run_dir={run}",
     ]
-    env_vars = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    root = str(Path(__file__).resolve().parents[2])  # this checkout, whatever the cwd
+    env_vars = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": root}
     proc = subprocess.run([sys.executable, "-m", "alpagym_train.grpo", *args], cwd=tmp_path, env=env_vars,
                           capture_output=True, text=True, timeout=180)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "device cpu" in proc.stdout
     records = [r for r in read_metrics(run) if "groups_used" in r]
     assert [r["update"] for r in records] == [1, 2]
     assert all(np.isfinite(r["value_loss"]) and "explained_variance" in r for r in records)
