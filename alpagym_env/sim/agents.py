@@ -19,8 +19,8 @@ ON_LOG_DISTANCE = 1e-3  # m: an agent this close to its logged position is on it
 
 
 @njit(cache=True)
-def _log_speed(row):
-    return log_speed(row[2], row[3], row[4])
+def _log_speed(log, i, t):
+    return log_speed(log[i, t, 2], log[i, t, 3], log[i, t, 4])
 
 
 @njit(cache=True)
@@ -34,14 +34,12 @@ def set_from_log(agent, log, t, i, dt):
         i: Slot.
         dt: Step, s.
     """
-    row = log[i, t]
-    v = _log_speed(row)
-    agent[i, X], agent[i, Y], agent[i, YAW] = row[0], row[1], row[2]
+    v = _log_speed(log, i, t)
+    agent[i, X], agent[i, Y], agent[i, YAW] = log[i, t, 0], log[i, t, 1], log[i, t, 2]
     agent[i, VX], agent[i, VY] = v, 0.0
     if t > 0:
-        prev = log[i, t - 1]
-        agent[i, YAW_RATE] = wrap_angle(row[2] - prev[2]) / dt
-        agent[i, ACC] = (v - _log_speed(prev)) / dt
+        agent[i, YAW_RATE] = wrap_angle(log[i, t, 2] - log[i, t - 1, 2]) / dt
+        agent[i, ACC] = (v - _log_speed(log, i, t - 1)) / dt
     else:
         agent[i, YAW_RATE], agent[i, ACC] = 0.0, 0.0
     agent[i, STEER] = 0.0
@@ -163,17 +161,17 @@ def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt
         if not valid[i]:
             continue
         v = agent[i, VX]
-        v_log = _log_speed(log[i, t1])
+        v_log = _log_speed(log, i, t1)
         lag = log_s[i, t0] - path_s[i]
-        on_log = abs(lag) < SNAP_DISTANCE and abs(v - _log_speed(log[i, t0])) < SNAP_SPEED
+        on_log = abs(lag) < SNAP_DISTANCE and abs(v - _log_speed(log, i, t0)) < SNAP_SPEED
         gap, v_lead = find_leader(agent, size, valid, i, off if on_log else every, p[LOOKAHEAD])
         if on_log:
             ds = log_s[i, t1] - path_s[i]
             if gap >= 1e8 or v_log <= _safe_speed(gap, v_lead, ds, dt):
                 accel[i] = np.nan  # unobstructed: the log's own step
                 continue
-        a_log = (v_log - _log_speed(log[i, t0])) / dt
-        a = a_log + CATCH_UP_KP * lag + CATCH_UP_KD * (_log_speed(log[i, t0]) - v)
+        a_log = (v_log - _log_speed(log, i, t0)) / dt
+        a = a_log + CATCH_UP_KP * lag + CATCH_UP_KD * (_log_speed(log, i, t0) - v)
         a = min(a, max(a_log, 0.0) + p[A_MAX])
         v1 = max(v + a * dt, 0.0)
         if gap < 1e8 and v1 > _safe_speed(gap, v_lead, 0.5 * (v + v1) * dt, dt):

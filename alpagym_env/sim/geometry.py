@@ -341,6 +341,12 @@ def project_to_polyline(px, py, xy, s, n, start, stop):
         seg_len = s[i + 1] - s[i]
         if seg_len <= 0.0:
             continue
+        # A segment whose bounding box is farther than the best distance (and its tie margin) loses.
+        bx = max(min(xy[i, 0], xy[i + 1, 0]) - px, 0.0, px - max(xy[i, 0], xy[i + 1, 0]))
+        by = max(min(xy[i, 1], xy[i + 1, 1]) - py, 0.0, py - max(xy[i, 1], xy[i + 1, 1]))
+        reach = best_d + TIE_EPS
+        if bx > reach or by > reach or bx * bx + by * by > reach * reach:
+            continue
         d, _, c = point_segment_distance(px, py, xy[i, 0], xy[i, 1], xy[i + 1, 0], xy[i + 1, 1])
         tie = d <= best_d + TIE_EPS and abs(c) > abs(best_c)
         if d < best_d - TIE_EPS or tie:

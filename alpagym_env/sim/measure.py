@@ -56,6 +56,11 @@ def _lane_check(x, y, yaw, lanes, lo, hi):
     """
     inside, offset = False, -1.0
     for k in range(lo, hi):
+        hw = lanes[k, 4]  # a lane whose segment's bounding box is farther than its half width can't hold it
+        if x < min(lanes[k, 0], lanes[k, 2]) - hw or x > max(lanes[k, 0], lanes[k, 2]) + hw:
+            continue
+        if y < min(lanes[k, 1], lanes[k, 3]) - hw or y > max(lanes[k, 1], lanes[k, 3]) + hw:
+            continue
         d, _, _ = point_segment_distance(x, y, lanes[k, 0], lanes[k, 1], lanes[k, 2], lanes[k, 3])
         if d <= lanes[k, 4]:
             inside = True

@@ -115,9 +115,10 @@ def obs_params(obs_cfg, max_steer: float, horizon: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _project(x, y, lane, nl, lo, hi, stride):
+def _project(x, y, lane, lane_xy, lane_s, nl, lo, hi, stride):
     """Projects (x, y) on the lane route: nearest of every `stride`-th point in [lo, hi), then refined.
 
+    `lane_xy` and `lane_s` are the views ``lane[:, :2]`` and ``lane[:, R_S]``, made once per observation.
     Returns (s, lateral, segment) as `project_to_polyline`.
     """
     lo, hi = max(lo, 0), min(hi, nl)
@@ -126,7 +127,7 @@ def _project(x, y, lane, nl, lo, hi, stride):
         d = (x - lane[j, 0]) ** 2 + (y - lane[j, 1]) ** 2
         if d < best:
             best, k = d, j
-    s, lat, seg = project_to_polyline(x, y, lane[:, :2], lane[:, R_S], nl, k - stride - 1, k + stride + 1)
+    s, lat, seg = project_to_polyline(x, y, lane_xy, lane_s, nl, k - stride - 1, k + stride + 1)
     return s, lat, min(max(seg, 0), nl - 2)
 
 
@@ -171,7 +172,8 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
     x0, y0, h0 = agent[c, X], agent[c, Y], agent[c, YAW]
     ch, sh = np.cos(h0), np.sin(h0)
     guess = int(route_map[min(max(int(s + 0.5), 0), nr - 1)] + 0.5)
-    se, le, seg = _project(x0, y0, lane, nl, guess - EGO_WINDOW, guess + EGO_WINDOW + 1, 1)
+    lane_xy, lane_s = lane[:, :2], lane[:, R_S]  # views made once, not per agent
+    se, le, seg = _project(x0, y0, lane, lane_xy, lane_s, nl, guess - EGO_WINDOW, guess + EGO_WINDOW + 1, 1)
     tx, ty = _tangent(lane, seg)
     w = max(lane[seg, R_LANE_WIDTH], 1.0)
     # Lateral offsets in the frame of the lane the route ends in: bands stay lanes across a shift.
@@ -227,7 +229,7 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
         lon, far = dx * tx + dy * ty, ARC_FACTOR * np.sqrt(dx * dx + dy * dy)
         lo = i0 + int(lon) - 8 if lon >= 0.0 else i0 - int(far) - 9
         hi = i0 + int(far) + 9 if lon >= 0.0 else i0 + int(lon) + 9
-        sj, lj, gj = _project(agent[j, X], agent[j, Y], lane, nl, lo, hi, COARSE)
+        sj, lj, gj = _project(agent[j, X], agent[j, Y], lane, lane_xy, lane_s, nl, lo, hi, COARSE)
         lj += lane[gj, R_LANE_SHIFT]
         rel = np.floor(lj / w + 0.5) - band
         if rel < -1.0 or rel > 1.0:
