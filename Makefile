@@ -31,6 +31,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/env_step.py --profile
+	$(PY) benchmarks/env_scaling.py
 	$(PY) benchmarks/env_memory.py
 
 # BC, BC + GRPO, SB3 PPO and SAC at one env-step budget on the test suite (~10-15 min on 2 cores).

@@ -24,6 +24,16 @@ def _numba_cache_dir() -> str:
     return str(root / "numba" / digest.hexdigest()[:16])
 
 
+# Numba's OpenMP pool (its default threading layer on Linux) reads these when its first parallel kernel
+# starts it. GNU OpenMP's default lets idle pool threads spin for about 300,000 checks after each kernel;
+# where the cores are shared (actor processes beside a learner, other jobs) the spinning threads take
+# the cores the working ones need, and a batched step of 2 threads took 5-25x longer than with one.
+# 10,000 checks still bridge the few microseconds between two steps' kernels on idle cores, and cost
+# little where cores are shared (`benchmarks/env_scaling.py` measures the policies side by side). A
+# user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "10000"
+
 import numba  # noqa: E402
 
 if "NUMBA_CACHE_DIR" not in os.environ:

@@ -3,12 +3,15 @@
 One process, three tables, every ratio taken within this run (the machine's other load moves absolute
 figures between runs, much less the ratios of one run):
 
-1. Numba threads 1, 2, ... all (`NUMBA_NUM_THREADS`) at B = 64 scenes of 32 agents: env-steps/s of the
+1. Numba threads 1, 2 and all (`NUMBA_NUM_THREADS`) at B = 64 scenes of 32 agents: env-steps/s of the
    raw engine (`BatchedSim.step`) and of the native vector env (`gym.make_vec`), the speed-up over one
-   thread and the parallel efficiency (speed-up / threads). Two workloads: ``constant`` (a constant
-   throttle, no early termination: every scene runs its 200 steps, as `env_step.py`'s raw row) and
-   ``random`` (random actions with the default termination, so episodes end and reset: the raw engine
-   resets finished scenes itself as the vector env does, and both draw the same actions).
+   thread and the parallel efficiency (speed-up / threads), with AlpaGym's OpenMP wait policy for idle
+   pool threads and OpenMP's passive and active ones, on idle cores and beside a busy-looping process
+   (the cores shared, as with several actors or other jobs). Two workloads:
+   ``constant`` (a constant throttle, no early termination: every scene runs its 200 steps, as
+   `env_step.py`'s raw row) and ``random`` (random actions with the default termination, so episodes
+   end and reset: the raw engine resets finished scenes itself as the vector env does, and both draw
+   the same actions).
 2. Batch size B = 1 ... 1024 at all threads: env-steps/s and microseconds per env-step.
 3. Agents per scene 8, 32, 128, 256 (B = 64, all threads, both agent modes): env-steps/s, agent-steps/s
    and nanoseconds per agent-step, with the cost per agent-step relative to 32 agents'. Scenes of 8 and
@@ -24,6 +27,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 import time
 
 import gymnasium as gym
@@ -37,6 +44,10 @@ from alpagym_env.envs.batched_sim import BatchedSim
 from alpagym_env.scenarios.schema import Scenario
 
 B = 64
+# OpenMP wait policies of idle pool threads: AlpaGym's default (GOMP_SPINCOUNT=10000, `alpagym_env`),
+# then OMP_WAIT_POLICY's two.
+DEFAULT_POLICY = "GOMP_SPINCOUNT=10000 (default)"
+POLICIES = (DEFAULT_POLICY, "PASSIVE", "ACTIVE")
 SHIFT_STEPS = 15  # steps between the time-shifted copies of an agent's log
 
 
@@ -152,36 +163,67 @@ def table(head: list[str], rows: list[list[str]]) -> None:
     print()
 
 
-def threads_table(scenes, seconds: float) -> None:
-    counts = sorted(
-        {1, 2, numba.config.NUMBA_NUM_THREADS} & set(range(1, numba.config.NUMBA_NUM_THREADS + 1))
-    )
-    rows = []
+def thread_rates(scenes, seconds: float) -> list[dict]:
+    """Raw and vector env-steps/s of both workloads at 1, 2 and all threads, in this process."""
+    most = numba.config.NUMBA_NUM_THREADS
+    out = []
     for workload in ("constant", "random"):
         raw_w = RawWorkload(scenes, B, workload)
-        base = None
-        for th in counts:
+        for th in sorted({1, min(2, most), most}):
             numba.set_num_threads(th)
             raw = rate(raw_w.step, seconds, B)
-            vec = vector_rate(scenes, B, workload, seconds)
-            base = base or raw
-            rows.append(
-                [
-                    workload,
-                    str(th),
-                    f"{raw:,.0f}",
-                    f"{raw * AGENTS / 1e6:.2f} M",
-                    f"{raw / base:.2f}x",
-                    f"{raw / base / th:.0%}",
-                    f"{vec:,.0f}",
-                    f"{vec / raw:.0%}",
-                ]
+            out.append(
+                {
+                    "workload": workload,
+                    "threads": th,
+                    "raw": raw,
+                    "vector": vector_rate(scenes, B, workload, seconds),
+                }
             )
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(most)
+    return out
+
+
+def threads_table(seconds: float) -> None:
+    """Runs `thread_rates` in child processes: OpenMP's wait policy is read when the thread pool starts,
+    so each policy needs its own process; each runs on idle cores and beside a busy-looping process (the
+    cores shared, as with several actors or other jobs)."""
+    rows = []
+    for policy in POLICIES:
+        for busy in (False, True):
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+                if policy != DEFAULT_POLICY:
+                    env["OMP_WAIT_POLICY"] = policy
+                cmd = [sys.executable, __file__, "--child-threads", "--seconds", str(seconds)]
+                res = json.loads(
+                    subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+                )
+            finally:
+                if hog is not None:
+                    hog.kill()
+            base = {r["workload"]: r["raw"] for r in res if r["threads"] == 1}
+            for r in res:
+                gain = r["raw"] / base[r["workload"]]
+                rows.append(
+                    [
+                        policy,
+                        "one busy process beside" if busy else "idle",
+                        r["workload"],
+                        str(r["threads"]),
+                        f"{r['raw']:,.0f}",
+                        f"{r['raw'] * AGENTS / 1e6:.2f} M",
+                        f"{gain:.2f}x",
+                        f"{gain / r['threads']:.0%}",
+                        f"{r['vector']:,.0f}",
+                        f"{r['vector'] / r['raw']:.0%}",
+                    ]
+                )
     print(f"Threads: B = {B} scenes of {AGENTS} agents, replayed agents; this machine has "
-          f"{numba.config.NUMBA_NUM_THREADS} Numba threads\n")  # fmt: skip
-    head = ["workload", "threads", "raw env-steps/s", "agent-steps/s", "speed-up", "efficiency"]
-    table(head + ["vector API env-steps/s", "vector / raw"], rows)
+          f"{numba.config.NUMBA_NUM_THREADS} Numba threads (wait policy: of idle threads)\n")  # fmt: skip
+    head = ["wait policy", "cores", "workload", "threads", "raw env-steps/s", "agent-steps/s"]
+    table(head + ["speed-up", "efficiency", "vector API env-steps/s", "vector / raw"], rows)
 
 
 def batch_table(scenes, sizes: list[int], seconds: float) -> None:
@@ -221,11 +263,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
     parser.add_argument("--agent-counts", type=int, nargs="+", default=[8, 32, 128, 256])
     parser.add_argument("--only", nargs="+", default=["threads", "batch", "agents"])
+    parser.add_argument("--child-threads", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     scenes = scenes_with_agents(64, AGENTS)
+    if args.child_threads:
+        print(json.dumps(thread_rates(scenes, args.seconds)))
+        return
     t0 = time.perf_counter()
     if "threads" in args.only:
-        threads_table(scenes, args.seconds)
+        threads_table(args.seconds)
     if "batch" in args.only:
         batch_table(scenes, args.sizes, args.seconds)
     if "agents" in args.only:

@@ -1,0 +1,66 @@
+"""The engine's thread settings and the scaling benchmark's workloads."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _spincount(**env):
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = "import os, alpagym_env; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def test_idle_pool_threads_spin_briefly_unless_the_user_chose():
+    assert _spincount() == "10000"
+    assert _spincount(OMP_WAIT_POLICY="ACTIVE") == "None"
+    assert _spincount(GOMP_SPINCOUNT="5") == "5"
+
+
+@pytest.fixture(scope="module")
+def scaling():
+    sys.path.insert(0, str(BENCH))
+    import env_scaling
+
+    yield env_scaling
+    sys.path.remove(str(BENCH))
+
+
+def test_dense_scene_adds_time_shifted_copies(scaling):
+    (scene,) = scaling.scenes_with_agents(1, 20)
+    dense = scaling.dense_scene(scene, 100)
+    assert dense.traj.shape[0] == 100 and dense.ego_index == scene.ego_index
+    n = scene.traj.shape[0]
+    src = next(i for i in range(n) if i != scene.ego_index)
+    shift = scaling.SHIFT_STEPS
+    # The first copy is agent `src` SHIFT_STEPS steps later, invalid past its log's end.
+    np.testing.assert_array_equal(dense.traj[n, :-shift], scene.traj[src, shift:])
+    assert (
+        not dense.valid[n, -shift:].any() and dense.valid[n, :-shift].all() == scene.valid[src, shift:].all()
+    )
+    assert dense.length[n] == scene.length[src]
+
+
+def test_random_workload_resets_finished_scenes(scaling):
+    scenes = scaling.scenes_with_agents(4, 8)
+    w = scaling.RawWorkload(scenes, 4, "random", max_agents=8)
+    resets = 0
+    for _ in range(60):
+        w.step()
+        resets += int((w.sim.state["t"] == 0).sum())  # a finished scene is back at step 0
+    assert resets > 0 and not (w.sim.terminated[:, 0] & (w.sim.state["t"] > 0)).any()
+
+
+def test_batch_and_agent_tables_print(scaling, capsys):
+    scenes = scaling.scenes_with_agents(2, 8)
+    scaling.batch_table(scenes, [1, 2], 0.05)
+    scaling.agents_table(scenes, [8, 40], 0.05)
+    out = capsys.readouterr().out
+    assert "| 2 |" in out and "| idm | 40 |" in out and "ns per agent-step" in out
