@@ -99,7 +99,7 @@ class RawWorkload:
         for i in range(len(scenes)):  # compile every scene once, as a long run would have
             self.sim.compile(i)
         self.sim.reset(range(n), self.ids)
-        self.actions = random_actions((n, 1, 2)) if workload == "random" else None
+        self.actions = [a.astype(np.float64) for a in random_actions((n, 1, 2))] if workload == "random" else None
         self.const = np.zeros((n, 1, 2))
         self.const[..., 0] = 0.2
         self.k = 0

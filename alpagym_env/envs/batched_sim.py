@@ -349,10 +349,23 @@ class BatchedSim:
         self._reset_kernel(mask, self.num_controlled, scene, routes, state, self.params, self.out)
 
     def step(self, actions: np.ndarray) -> None:
-        """Advances the active scenes by one step; results are in `obs`, `reward`, `metrics`, ..."""
+        """Advances the active scenes by one step; results are in `obs`, `reward`, `metrics`, ...
+
+        Args:
+            actions: (B, C, A) normalised actions; taken as float64 (one compiled kernel for every caller:
+                float32 actions would compile, and run, a second one).
+        """
         scene, routes, state = self._tuples()
         self._step_kernel(
-            actions, self.active, self.expert, scene, routes, state, self.params, self.out, self.ctrl
+            np.ascontiguousarray(actions, dtype=np.float64),
+            self.active,
+            self.expert,
+            scene,
+            routes,
+            state,
+            self.params,
+            self.out,
+            self.ctrl,
         )
 
     # --------------------------------------------------------------------------------- snapshots
