@@ -7,7 +7,8 @@ copies snapshots in and out.
 
 Buffers (B scenes, N = max_agents slots, C controlled slots, T = horizon + 1 log steps):
 
-- scene: log (B, N, T, 5), log_valid (B, N, T), log_s (B, N, T), size (B, N, 2), n_agents (B,),
+- scene: log (B, T, N, 5), log_valid (B, T, N), log_s (B, T, N) (time-major: replaying a step reads one
+  contiguous run per scene), size (B, N, 2), n_agents (B,),
   edges (B, E, 4), edge_grid (B, 5), edge_cells (B, G + 1), edge_items (B, I) (the edges' grid,
   `alpagym_env.sim.grid`), lights (B, K, T)
 - routes: route (B, C, R, 5), n_route (B, C), edges (B, C, E2, 4), edge_bins (B, C, NB + 1),
@@ -133,9 +134,9 @@ class BatchedSim:
         self.dt = 0.1
         self.obs_dim = obs_size(config.obs.num_agents, config.obs.route_points)
         self.scene = {
-            "log": np.zeros((b, n, t, 5)),
-            "log_valid": np.zeros((b, n, t), dtype=np.bool_),
-            "log_s": np.zeros((b, n, t)),
+            "log": np.zeros((b, t, n, 5)),
+            "log_valid": np.zeros((b, t, n), dtype=np.bool_),
+            "log_s": np.zeros((b, t, n)),
             "size": np.ones((b, n, 2)),
             "n_agents": np.zeros(b, dtype=np.int64),
             "edges": np.zeros((b, 1, 4)),
@@ -266,7 +267,9 @@ class BatchedSim:
             raise ValueError(f"scene needs {self.num_controlled} controlled agents, got {len(cs.routes)}")
         sc, n = self.scene, cs.num_agents
         # Slots n.. keep stale data: every kernel reads only the first n_agents[b] slots.
-        sc["log"][b, :n], sc["log_valid"][b, :n], sc["log_s"][b, :n] = cs.log, cs.log_valid, cs.log_s
+        # Logs time-major in the engine: one step of all of a scene's slots is one contiguous run.
+        sc["log"][b, :, :n] = cs.log.transpose(1, 0, 2)
+        sc["log_valid"][b, :, :n], sc["log_s"][b, :, :n] = cs.log_valid.T, cs.log_s.T
         sc["size"][b, :n] = cs.size
         sc["n_agents"][b] = n
         self._grow(sc, "edges", {1: cs.edges.shape[0]})[b, : cs.edges.shape[0]] = cs.edges

@@ -20,7 +20,7 @@ ON_LOG_DISTANCE = 1e-3  # m: an agent this close to its logged position is on it
 
 @njit(cache=True)
 def _log_speed(log, i, t):
-    return log_speed(log[i, t, 2], log[i, t, 3], log[i, t, 4])
+    return log_speed(log[t, i, 2], log[t, i, 3], log[t, i, 4])
 
 
 @njit(cache=True)
@@ -29,16 +29,16 @@ def set_from_log(agent, log, t, i, dt):
 
     Args:
         agent: (N, 8) the scene's slot states, written in place.
-        log: (N, T, 5) the scene's logs.
+        log: (T, N, 5) the scene's logs, time-major: one step of every slot is contiguous.
         t: Step index into the logs.
         i: Slot.
         dt: Step, s.
     """
     v = _log_speed(log, i, t)
-    agent[i, X], agent[i, Y], agent[i, YAW] = log[i, t, 0], log[i, t, 1], log[i, t, 2]
+    agent[i, X], agent[i, Y], agent[i, YAW] = log[t, i, 0], log[t, i, 1], log[t, i, 2]
     agent[i, VX], agent[i, VY] = v, 0.0
     if t > 0:
-        agent[i, YAW_RATE] = wrap_angle(log[i, t, 2] - log[i, t - 1, 2]) / dt
+        agent[i, YAW_RATE] = wrap_angle(log[t, i, 2] - log[t - 1, i, 2]) / dt
         agent[i, ACC] = (v - _log_speed(log, i, t - 1)) / dt
     else:
         agent[i, YAW_RATE], agent[i, ACC] = 0.0, 0.0
@@ -49,7 +49,7 @@ def set_from_log(agent, log, t, i, dt):
 def replay_step(agent, valid, log, log_valid, t1, c0, n, dt):
     """Log replay: every non-controlled slot takes its logged state of step `t1`."""
     for i in range(c0, n):
-        valid[i] = log_valid[i, t1]
+        valid[i] = log_valid[t1, i]
         if valid[i]:
             set_from_log(agent, log, t1, i, dt)
 
@@ -100,7 +100,7 @@ def off_log_slots(agent, valid, log, t, n, out):
     """
     k = 0
     for j in range(n):
-        if valid[j] and np.hypot(agent[j, X] - log[j, t, 0], agent[j, Y] - log[j, t, 1]) >= ON_LOG_DISTANCE:
+        if valid[j] and np.hypot(agent[j, X] - log[t, j, 0], agent[j, Y] - log[t, j, 1]) >= ON_LOG_DISTANCE:
             out[k] = j
             k += 1
     return k
@@ -142,7 +142,7 @@ def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt
         agent: (N, 8) slot states, written in place.
         valid: (N,) bool, written in place.
         path_s: (N,) arc length of each agent along its logged path, m, written in place.
-        log, log_s, log_valid: (N, T, 5), (N, T), (N, T) the scene's logs.
+        log, log_s, log_valid: (T, N, 5), (T, N), (T, N) the scene's logs (time-major).
         size: (N, 2) box lengths and widths, m.
         t1: The step being computed.
         c0: First non-controlled slot.
@@ -162,11 +162,11 @@ def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt
             continue
         v = agent[i, VX]
         v_log = _log_speed(log, i, t1)
-        lag = log_s[i, t0] - path_s[i]
+        lag = log_s[t0, i] - path_s[i]
         on_log = abs(lag) < SNAP_DISTANCE and abs(v - _log_speed(log, i, t0)) < SNAP_SPEED
         gap, v_lead = find_leader(agent, size, valid, i, off if on_log else every, p[LOOKAHEAD])
         if on_log:
-            ds = log_s[i, t1] - path_s[i]
+            ds = log_s[t1, i] - path_s[i]
             if gap >= 1e8 or v_log <= _safe_speed(gap, v_lead, ds, dt):
                 accel[i] = np.nan  # unobstructed: the log's own step
                 continue
@@ -179,19 +179,19 @@ def idm_step(agent, valid, path_s, log, log_s, log_valid, size, t1, c0, n, p, dt
             a = min(a, idm_accel(v, v0, gap, v_lead, p[A_MAX], p[B_COMF], p[S0], p[HEADWAY]))
         accel[i] = min(max(a, -p[B_MAX]), max(a_log, 0.0) + p[A_MAX])
     for i in range(c0, n):
-        if not log_valid[i, t1]:
+        if not log_valid[t1, i]:
             valid[i] = False
             continue
         if not valid[i] or np.isnan(accel[i]):  # appears in the log this step, or keeps to it
             valid[i] = True
             set_from_log(agent, log, t1, i, dt)
-            path_s[i] = log_s[i, t1]
+            path_s[i] = log_s[t1, i]
             accel[i] = 0.0
             continue
         v = agent[i, VX]
         v1 = max(v + accel[i] * dt, 0.0)
         path_s[i] += 0.5 * (v + v1) * dt
-        x, y, h = polyline_pose_at(log[i, :, :2], log_s[i], log_s.shape[1], path_s[i])
+        x, y, h = polyline_pose_at(log[:, i, :2], log_s[:, i], log_s.shape[0], path_s[i])
         yaw0 = agent[i, YAW]
         if v1 + v < 1e-3:
             h = yaw0  # at rest: keep the heading rather than snap to a path tangent

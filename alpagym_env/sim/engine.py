@@ -99,10 +99,10 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             control, `TrajectoryConfig.action_dim` poses for trajectory actions.
         active: (B,) bool, scenes to step.
         expert: (B, C) bool, controlled slots that follow their log instead of the action.
-        scene: Tuple of the scenes' static arrays: log (B, N, T, 5), log_valid (B, N, T),
-            log_s (B, N, T), size (B, N, 2), n_agents (B,), edges (B, E, 4), then their grid
-            (`alpagym_env.sim.grid`): edge_grid (B, 5), edge_cells (B, G + 1), edge_items (B, I); lights
-            (B, K, T) int8.
+        scene: Tuple of the scenes' static arrays: log (B, T, N, 5), log_valid (B, T, N),
+            log_s (B, T, N) (time-major: a step of every slot of a scene is contiguous), size (B, N, 2),
+            n_agents (B,), edges (B, E, 4), then their grid (`alpagym_env.sim.grid`): edge_grid (B, 5),
+            edge_cells (B, G + 1), edge_items (B, I); lights (B, K, T) int8.
         routes: Tuple of the controlled slots' route arrays: route (B, C, R, 5), n_route (B, C),
             edges (B, C, E2, 4), edge_bins (B, C, NB + 1), lanes (B, C, L2, 5),
             lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
@@ -131,7 +131,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
     obs, metrics, r_terms, reward, terminated, truncated, scratch, slots = out
     kind, ctrl_p, ctrl_work, ctrl_flags = ctrl
     num_c = actions.shape[1]
-    t_max = log.shape[2] - 1
+    t_max = log.shape[1] - 1
     for b in prange(actions.shape[0]):
         if not active[b]:
             continue
@@ -181,8 +181,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             route_end = route[b, c, nr - 1, R_S]
             measure(agent[b], valid[b], size[b], n, c, s, lat, route_h, route_end, redges[b, c], ebins[b, c],
                     rlanes[b, c], lbins[b, c], n_bins[b, c], edges[b], grid[b], cells[b], items[b],
-                    stops[b, c], n_stops[b, c], light_now, log[b, c], log_valid[b, c], t1, dt, gt[b, c, 0],
-                    gt[b, c, 1], tr, contact[b, c], m)  # fmt: skip
+                    stops[b, c], n_stops[b, c], light_now, log[b, :, c], log_valid[b, :, c], t1, dt,
+                    gt[b, c, 0], gt[b, c, 1], tr, contact[b, c], m)  # fmt: skip
             total = 0.0
             for k in range(r_index.shape[0]):
                 r_terms[b, c, k] = r_scale[k] * m[r_index[k]]
@@ -227,7 +227,7 @@ def empty_out(b: int, c: int, n: int, d: int, kr: int):
 def _init_track(agent, log, c, s, lat, route_h, dt, tr):
     """Fills controlled slot `c`'s memory as if it had been driving its log up to step 0."""
     tr[:] = 0.0
-    h0, h1 = log[c, 0, 2], log[c, 1, 2]
+    h0, h1 = log[0, c, 2], log[1, c, 2]
     v0, v1 = agent[c, 3], agent[c, 3] + agent[c, ACC] * dt
     tr[TR_S], tr[TR_PX], tr[TR_PY] = s, agent[c, 0], agent[c, 1]
     tr[TR_WVX], tr[TR_WVY] = v0 * np.cos(h0), v0 * np.sin(h0)
@@ -257,8 +257,8 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
         t[b] = 0
         agent[b, :, :] = 0.0
         for i in range(n):
-            valid[b, i] = log_valid[b, i, 0]
-            path_s[b, i] = log_s[b, i, 0]
+            valid[b, i] = log_valid[b, 0, i]
+            path_s[b, i] = log_s[b, 0, i]
             set_from_log(agent[b], log[b], 0, i, dt)
         for i in range(n, valid.shape[1]):
             valid[b, i] = False
