@@ -197,7 +197,7 @@ class BatchedSim:
             self.dt,
             self.episode_steps,
         )
-        self.out = engine.empty_out(b, c, n, self.obs_dim, ri.shape[0])
+        self.out = engine.empty_out(b, c, n, self.obs_dim, ri.shape[0], config.obs.num_agents)
         parallel = num_scenes >= engine.PARALLEL_MIN_SCENES
         self._step_kernel = engine.step_batch if parallel else engine.step_batch_serial
         self._reset_kernel = engine.reset_batch if parallel else engine.reset_batch_serial

@@ -36,7 +36,7 @@ from alpagym_env.sim.measure import (
     locate,
     measure,
 )
-from alpagym_env.sim.observation import write_obs
+from alpagym_env.sim.observation import obs_work_sizes, write_obs
 from alpagym_env.sim.scene import R_S
 
 MODE_REPLAY, MODE_IDM = 0, 1
@@ -118,7 +118,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             configured horizon, or less where the scene's log ends sooner).
         out: Tuple of outputs: obs (B, C, D) float32, metrics (B, C, NUM_CHANNELS),
             reward_terms (B, C, Kr), reward (B, C), terminated (B, C) bool, truncated (B,) bool,
-            scratch (B, N) float64 and slots (B, 2 N) int64 (the reactive agents' scratch).
+            then a tuple of per-scene scratch rows: the reactive agents' (B, N) float64 and (B, 2 N)
+            int64, the observation's float64 and int64 rows (`observation.obs_work_sizes`).
         ctrl: Tuple: action type (ACTION_CONTROL or ACTION_TRAJECTORY), controller parameters
             (NUM_CTRL_PARAMS,), controller scratch (B, C, rows, WORK_COLS), flags (B, C) int64 written
             with the controller's FLAG_* bits.
@@ -128,7 +129,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
     lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
-    obs, metrics, r_terms, reward, terminated, truncated, scratch, slots = out
+    obs, metrics, r_terms, reward, terminated, truncated, (scratch, slots, owork, oiwork) = out
     kind, ctrl_p, ctrl_work, ctrl_flags = ctrl
     num_c = actions.shape[1]
     t_max = log.shape[1] - 1
@@ -196,7 +197,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             if done:
                 tr[TR_DONE] = 1.0
             write_obs(agent[b], valid[b], size[b], n, c, lane[b, c], n_lane[b, c], rmap[b, c], nr, s,
-                      lstops[b, c], n_lstops[b, c], light_now, t[b], obs_p, obs[b, c])  # fmt: skip
+                      lstops[b, c], n_lstops[b, c], light_now, t[b], obs_p, obs[b, c], owork[b],
+                      oiwork[b])  # fmt: skip
 
 
 @njit(cache=True)
@@ -209,8 +211,10 @@ def reset_controlled(agent, log, c, dt):
     agent[c, STEER] = 0.0
 
 
-def empty_out(b: int, c: int, n: int, d: int, kr: int):
-    """Allocates the `out` tuple of `step_batch` for B scenes, C controlled slots, N slots."""
+def empty_out(b: int, c: int, n: int, d: int, kr: int, k: int):
+    """Allocates the `out` tuple of `step_batch` for B scenes, C controlled slots, N slots, observations
+    of D entries, Kr reward terms and K nearest agents observed."""
+    wf, wi = obs_work_sizes(k)
     return (
         np.zeros((b, c, d), dtype=np.float32),
         np.zeros((b, c, M.NUM_CHANNELS)),
@@ -218,8 +222,12 @@ def empty_out(b: int, c: int, n: int, d: int, kr: int):
         np.zeros((b, c)),
         np.zeros((b, c), dtype=np.bool_),
         np.zeros(b, dtype=np.bool_),
-        np.zeros((b, n)),
-        np.zeros((b, 2 * n), dtype=np.int64),
+        (
+            np.zeros((b, n)),
+            np.zeros((b, 2 * n), dtype=np.int64),
+            np.zeros((b, wf)),
+            np.zeros((b, wi), dtype=np.int64),
+        ),
     )
 
 
@@ -249,7 +257,7 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
     lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state
     dyn_p, agent_p, obs_p, term, r_index, r_scale, mode, dt, horizon = params
-    obs, metrics, r_terms, reward, terminated, truncated, scratch, slots = out
+    obs, metrics, r_terms, reward, terminated, truncated, (scratch, slots, owork, oiwork) = out
     for b in prange(mask.shape[0]):
         if not mask[b]:
             continue
@@ -279,7 +287,7 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
             terminated[b, c] = False
             write_obs(agent[b], valid[b], size[b], n, c, lane[b, c], n_lane[b, c], rmap[b, c],
                       n_route[b, c], s, lstops[b, c], n_lstops[b, c], light_now, 0, obs_p,
-                      obs[b, c])  # fmt: skip
+                      obs[b, c], owork[b], oiwork[b])  # fmt: skip
 
 
 # Each batch kernel comes in two builds from one source: threaded over scenes for large batches, and

@@ -144,8 +144,15 @@ def _world_velocity(agent, j):
     return agent[j, VX] * c - agent[j, VY] * s, agent[j, VX] * s + agent[j, VY] * c
 
 
+def obs_work_sizes(num_agents: int) -> tuple[int, int]:
+    """Lengths of `write_obs`'s float64 and int64 scratch rows for `num_agents` (K) nearest agents."""
+    return 3 * LANE_SLOTS + num_agents, 2 * LANE_SLOTS + num_agents
+
+
 @njit(cache=True)
-def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, light_now, t, p, out):
+def write_obs(
+    agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, light_now, t, p, out, work, iwork
+):
     """Writes controlled slot `c`'s observation into `out` (D,) float32.
 
     Args:
@@ -165,6 +172,7 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
         t: Elapsed steps.
         p: (8,) obs parameters (`obs_params`).
         out: (D,) float32, written.
+        work, iwork: float64 and int64 scratch rows of `obs_work_sizes` (no allocation per call).
     """
     k_max, m = int(p[O_K]), int(p[O_M])
     pos, spd, rng = p[O_POS], p[O_SPEED], p[O_RANGE]
@@ -212,11 +220,13 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
             break
     base += LIMIT_SIZE
     # Lane slots: (ego's, left, right) x (leader, follower), each the nearest along the route.
-    slot_i = np.full(LANE_SLOTS, -1)
-    slot_d = np.full(LANE_SLOTS, 1e18)
-    slot_s = np.zeros(LANE_SLOTS)
-    slot_l = np.zeros(LANE_SLOTS)
-    slot_seg = np.zeros(LANE_SLOTS, dtype=np.int64)
+    slot_d, slot_s, slot_l = (
+        work[:LANE_SLOTS],
+        work[LANE_SLOTS : 2 * LANE_SLOTS],
+        work[2 * LANE_SLOTS : 3 * LANE_SLOTS],
+    )
+    slot_i, slot_seg = iwork[:LANE_SLOTS], iwork[LANE_SLOTS : 2 * LANE_SLOTS]
+    slot_i[:], slot_d[:], slot_s[:], slot_l[:], slot_seg[:] = -1, 1e18, 0.0, 0.0, 0
     r2 = rng * rng
     for j in range(n):
         if j == c or not valid[j]:
@@ -261,8 +271,11 @@ def write_obs(agent, valid, size, n, c, lane, nl, route_map, nr, s, stops, ns, l
         out[o + 7] = size[j, 1] / 5.0
     base += LANE_SLOTS * LANE_FEATURES
     # K nearest others by insertion into a small sorted buffer (N <= 256, K <= 63).
-    near_d = np.full(k_max, 1e18)
-    near_i = np.full(k_max, -1)
+    near_d, near_i = (
+        work[3 * LANE_SLOTS : 3 * LANE_SLOTS + k_max],
+        iwork[2 * LANE_SLOTS : 2 * LANE_SLOTS + k_max],
+    )
+    near_d[:], near_i[:] = 1e18, -1
     for j in range(n):
         if j == c or not valid[j]:
             continue
