@@ -183,11 +183,14 @@ def point_segment_distance(px, py, x0, y0, x1, y1):
 
 
 @njit(cache=True)
-def bbox_distance(px, py, x0, y0, x1, y1):
-    """Lower bound on the distance from a point to a segment: the distance to its bounding box."""
+def bbox_farther(px, py, x0, y0, x1, y1, d):
+    """True when the bounding box of segment (x0, y0)-(x1, y1) is farther than `d` from the point (a lower
+    bound on the segment's distance, so the segment is too); without a square root. `d` may be inf."""
     dx = max(min(x0, x1) - px, 0.0, px - max(x0, x1))
     dy = max(min(y0, y1) - py, 0.0, py - max(y0, y1))
-    return math.hypot(dx, dy)
+    if dx > d or dy > d:
+        return True
+    return dx * dx + dy * dy > d * d
 
 
 @njit(cache=True)
@@ -230,7 +233,7 @@ def signed_distance_to_edges(px, py, seg, n):
     best_d, best_c = math.inf, 0.0
     for k in range(n):
         x0, y0, x1, y1 = seg[k, 0], seg[k, 1], seg[k, 2], seg[k, 3]
-        if bbox_distance(px, py, x0, y0, x1, y1) > best_d + TIE_EPS:
+        if bbox_farther(px, py, x0, y0, x1, y1, best_d + TIE_EPS):
             continue
         best_d, best_c = _nearer(best_d, best_c, px, py, x0, y0, x1, y1)
     if n == 0:
@@ -294,7 +297,7 @@ def box_offroad_distance(x, y, yaw, length, width, seg, n):
     rec = NO_CORNER_RECORDS
     for k in range(n):
         x0, y0, x1, y1 = seg[k, 0], seg[k, 1], seg[k, 2], seg[k, 3]
-        if bbox_distance(x, y, x0, y0, x1, y1) - radius > corners_reach(rec):
+        if bbox_farther(x, y, x0, y0, x1, y1, corners_reach(rec) + radius):
             continue
         rec = corners_nearer(rec, pts, x0, y0, x1, y1)
     return corners_offroad(rec)

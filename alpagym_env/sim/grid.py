@@ -18,7 +18,7 @@ from numba import njit
 from alpagym_env.sim.geometry import (
     NO_CORNER_RECORDS,
     NO_EDGE_DISTANCE,
-    bbox_distance,
+    bbox_farther,
     box_corner_points,
     corners_nearer,
     corners_offroad,
@@ -91,13 +91,13 @@ def _scan_cell(rec, pts, x, y, radius, seg, meta, start, items, jx, jy):
     """Updates the corner records with cell (jx, jy)'s segments, unless the whole cell is too far."""
     x0 = meta[G_X0] + jx * meta[G_CELL]
     y0 = meta[G_Y0] + jy * meta[G_CELL]
-    if bbox_distance(x, y, x0, y0, x0 + meta[G_CELL], y0 + meta[G_CELL]) - radius > corners_reach(rec):
+    if bbox_farther(x, y, x0, y0, x0 + meta[G_CELL], y0 + meta[G_CELL], corners_reach(rec) + radius):
         return rec
     c = jx * int(meta[G_NY]) + jy
     for m in range(start[c], start[c + 1]):
         k = items[m]
         x0, y0, x1, y1 = seg[k, 0], seg[k, 1], seg[k, 2], seg[k, 3]
-        if bbox_distance(x, y, x0, y0, x1, y1) - radius <= corners_reach(rec):
+        if not bbox_farther(x, y, x0, y0, x1, y1, corners_reach(rec) + radius):
             rec = corners_nearer(rec, pts, x0, y0, x1, y1)
     return rec
 
