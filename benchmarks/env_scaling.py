@@ -33,14 +33,11 @@ import subprocess
 import sys
 import time
 
-import gymnasium as gym
 import numba
 import numpy as np
-from env_step import AGENTS, NO_TERMINATION, rate, scenes_with_agents
+from env_step import AGENTS, RawWorkload, rate, scenes_with_agents, vector_rate
 
 import alpagym_env  # noqa: F401
-from alpagym_env.config import EnvConfig
-from alpagym_env.envs.batched_sim import BatchedSim
 from alpagym_env.scenarios.schema import Scenario
 
 B = 64
@@ -84,75 +81,6 @@ def dense_scene(s: Scenario, num_agents: int) -> Scenario:
         width=s.width[idx],
         agent_type=s.agent_type[idx],
     )
-
-
-class RawWorkload:
-    """The raw engine under one of the two workloads; `step()` advances every scene once."""
-
-    def __init__(self, scenes, n: int, workload: str, agents: str = "replay", max_agents: int = AGENTS):
-        term = NO_TERMINATION if workload == "constant" else {}
-        config = EnvConfig.from_kwargs(agents=agents, max_agents=max_agents, termination=term)
-        self.sim = BatchedSim(config, n, scenes, len(scenes))
-        self.n, self.workload = n, workload
-        self.rng = np.random.default_rng(0)
-        self.ids = np.arange(n) % len(scenes)
-        for i in range(len(scenes)):  # compile every scene once, as a long run would have
-            self.sim.compile(i)
-        self.sim.reset(range(n), self.ids)
-        self.actions = [a.astype(np.float64) for a in random_actions((n, 1, 2))] if workload == "random" else None
-        self.const = np.zeros((n, 1, 2))
-        self.const[..., 0] = 0.2
-        self.k = 0
-
-    def step(self) -> None:
-        sim = self.sim
-        if self.workload == "constant":
-            if self.k == 200:
-                sim.reset(range(self.n), self.ids)
-                self.k = 0
-            sim.step(self.const)
-        else:
-            sim.step(self.actions[self.k % len(self.actions)])
-            done = np.flatnonzero(sim.terminated[:, 0] | sim.truncated)
-            if done.size:
-                sim.reset(done, self.rng.integers(sim.num_scenarios, size=done.size))
-        self.k += 1
-
-
-def random_actions(shape: tuple[int, ...], count: int = 64) -> list[np.ndarray]:
-    """`count` arrays of random control actions (throttle around 0.2, small steering)."""
-    rng = np.random.default_rng(1)
-    out = []
-    for _ in range(count):
-        a = np.empty(shape)
-        a[..., 0] = rng.normal(0.2, 0.4, shape[:-1])
-        a[..., 1] = rng.normal(0.0, 0.15, shape[:-1])
-        out.append(np.clip(a, -1.0, 1.0).astype(np.float32))
-    return out
-
-
-def vector_rate(scenes, n: int, workload: str, seconds: float) -> float:
-    """Native vector env env-steps/s under `workload` (autoreset, as a training loop sees it)."""
-    term = NO_TERMINATION if workload == "constant" else {}
-    env = gym.make_vec("AlpaDrive-v0", num_envs=n, scenarios=scenes, max_agents=AGENTS, termination=term)
-    env.reset(seed=0)
-    for i in range(len(scenes)):
-        env.sim.compile(i)
-    if workload == "constant":
-        const = np.zeros(env.action_space.shape, np.float32)
-        const[:, 0] = 0.2
-        acts = [const]
-    else:
-        acts = [a[:, 0] for a in random_actions((n, 1, 2))]
-    k = [0]
-
-    def step():
-        env.step(acts[k[0] % len(acts)])
-        k[0] += 1
-
-    out = rate(step, seconds, n)
-    env.close()
-    return out
 
 
 def table(head: list[str], rows: list[list[str]]) -> None:

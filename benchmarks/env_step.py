@@ -1,13 +1,16 @@
 """Steps per second of AlpaDrive's APIs against its raw engine and highway-env, measured side by side.
 
-One process, one table. For num_envs in {1, 16, 64, 256}: the native vector env through the
-Gymnasium API (`gym.make_vec`), the raw engine (`BatchedSim.step`), and Gymnasium's `SyncVectorEnv`
-of single envs; then the single env's `env.step` and highway-env's `highway-fast-v0`. Every scene
-has 32 agents. Ratios: the vector API against the raw engine and against `SyncVectorEnv` of the same
-size, and each row against `highway-fast-v0`. The raw engine also replays every scene's expert actions
-(`expert_dataset`) as trajectory actions (8 poses at 0.5 s, tracked by the LQ controller) and as control
-actions, so both drive the same paths: the note gives the controller's cost per agent-step from their
-difference, and its kernel's alone (`track_batch`). `--profile` adds where one vector step's time goes.
+One process, one table. For num_envs in {1, 16, 64, 256} and two workloads: the native vector env through
+the Gymnasium API (`gym.make_vec`), the raw engine (`BatchedSim.step`), and Gymnasium's `SyncVectorEnv` of
+single envs; then the single env's `env.step` and highway-env's `highway-fast-v0`. Every scene has 32
+agents. The workloads (`RawWorkload`): ``constant``, one constant action and no early termination, so every
+episode runs its 200 steps and the API's own cost shows; ``random``, random actions and the default
+termination, so episodes end and reset as in training. Ratios: the vector API against the raw engine and
+against `SyncVectorEnv` of the same size, and each row against `highway-fast-v0`. The raw engine also
+replays every scene's expert actions (`expert_dataset`) as trajectory actions (8 poses at 0.5 s, tracked by
+the LQ controller) and as control actions, so both drive the same paths: the note gives the controller's
+cost per agent-step from their difference, and its kernel's alone (`track_batch`). `--profile` adds where
+one vector step's time goes.
 
 Usage: python benchmarks/env_step.py [--seconds 2] [--agents replay|idm] [--sizes 1 16 64 256] [--profile]
 """
@@ -65,9 +68,59 @@ def actions_for(space, seed: int = 0):
 NO_TERMINATION = {"at_cut": False, "at_fault_collision": False, "offroad": False, "route_complete": False}
 
 
-def vector_api(scenes, n: int, kind: str, agents: str, seconds: float) -> float:
-    """Vector env rate with the raw engine row's workload: the same constant action, and episodes that
-    all run the 200-step horizon (no early termination), so the difference is the API's own cost."""
+class RawWorkload:
+    """The raw engine under one of the two workloads; `step()` advances every scene once."""
+
+    def __init__(self, scenes, n: int, workload: str, agents: str = "replay", max_agents: int = AGENTS):
+        term = NO_TERMINATION if workload == "constant" else {}
+        config = EnvConfig.from_kwargs(agents=agents, max_agents=max_agents, termination=term)
+        self.sim = BatchedSim(config, n, scenes, len(scenes))
+        self.n, self.workload = n, workload
+        self.rng = np.random.default_rng(0)
+        self.ids = np.arange(n) % len(scenes)
+        for i in range(len(scenes)):  # compile every scene once, as a long run would have
+            self.sim.compile(i)
+        self.sim.reset(range(n), self.ids)
+        self.actions = (
+            [a.astype(np.float64) for a in random_actions((n, 1, 2))] if workload == "random" else None
+        )
+        self.const = np.zeros((n, 1, 2))
+        self.const[..., 0] = 0.2
+        self.k = 0
+
+    def step(self) -> None:
+        sim = self.sim
+        if self.workload == "constant":
+            if self.k == 200:
+                sim.reset(range(self.n), self.ids)
+                self.k = 0
+            sim.step(self.const)
+        else:
+            sim.step(self.actions[self.k % len(self.actions)])
+            done = np.flatnonzero(sim.terminated[:, 0] | sim.truncated)
+            if done.size:
+                sim.reset(done, self.rng.integers(sim.num_scenarios, size=done.size))
+        self.k += 1
+
+
+def random_actions(shape: tuple[int, ...], count: int = 64) -> list[np.ndarray]:
+    """`count` arrays of random control actions (throttle around 0.2, small steering)."""
+    rng = np.random.default_rng(1)
+    out = []
+    for _ in range(count):
+        a = np.empty(shape)
+        a[..., 0] = rng.normal(0.2, 0.4, shape[:-1])
+        a[..., 1] = rng.normal(0.0, 0.15, shape[:-1])
+        out.append(np.clip(a, -1.0, 1.0).astype(np.float32))
+    return out
+
+
+def vector_rate(
+    scenes, n: int, workload: str, seconds: float, kind: str = "native", agents: str = "replay"
+) -> float:
+    """Vector env env-steps/s under `workload` (autoreset, as a training loop sees it): the native vector
+    env (`kind="native"`) or Gymnasium's `SyncVectorEnv` of single envs (``"sync"``)."""
+    term = NO_TERMINATION if workload == "constant" else {}
     mode = None if kind == "native" else "sync"
     env = gym.make_vec(
         "AlpaDrive-v0",
@@ -76,17 +129,26 @@ def vector_api(scenes, n: int, kind: str, agents: str, seconds: float) -> float:
         scenarios=scenes,
         agents=agents,
         max_agents=AGENTS,
-        termination=NO_TERMINATION,
+        termination=term,
     )
     env.reset(seed=0)
     sims = [env.sim] if kind == "native" else [e.unwrapped.sim for e in env.envs]
     for sim in sims:  # compile every scene once, as a long run would have
         for i in range(len(scenes)):
             sim.compile(i)
-    acts = np.zeros(env.action_space.shape, np.float32)
-    acts[:, 0] = 0.2
+    if workload == "constant":
+        const = np.zeros(env.action_space.shape, np.float32)
+        const[:, 0] = 0.2
+        acts = [const]
+    else:
+        acts = [a[:, 0] for a in random_actions((n, 1, 2))]
+    k = [0]
 
-    out = rate(lambda: env.step(acts), seconds, n)
+    def step():
+        env.step(acts[k[0] % len(acts)])
+        k[0] += 1
+
+    out = rate(step, seconds, n)
     env.close()
     return out
 
@@ -101,8 +163,11 @@ def expert_actions(scenes, action_type: str, agents: str) -> np.ndarray:
 
 
 def raw_engine(scenes, n: int, agents: str, seconds: float, expert: np.ndarray | None = None) -> float:
-    """`BatchedSim.step` rate with a constant control action, or replaying `expert` actions (S, 200, A)
-    (then with the matching action type, so every scene drives the same path whatever the type)."""
+    """`BatchedSim.step` rate with a constant control action (`RawWorkload`'s ``constant``), or replaying
+    `expert` actions (S, 200, A) (then with the matching action type, so every scene drives the same
+    path whatever the type)."""
+    if expert is None:
+        return rate(RawWorkload(scenes, n, "constant", agents).step, seconds, n)
     action_type = "control" if expert is None or expert.shape[-1] == 2 else "trajectory"
     config = EnvConfig.from_kwargs(
         agents=agents, max_agents=AGENTS, action_type=action_type, termination=NO_TERMINATION
@@ -211,17 +276,14 @@ def main() -> None:
     experts = {t: expert_actions(scenes, t, args.agents) for t in ("control", "trajectory")}
     rows = []
     for n in args.sizes:
-        native = vector_api(scenes, n, "native", args.agents, args.seconds)
-        raw = raw_engine(scenes, n, args.agents, args.seconds)
-        sync = vector_api(scenes, n, "sync", args.agents, min(args.seconds, 1.0))
-        rows.append(
-            (
-                f"gym.make_vec native, num_envs={n}",
-                native,
-                f"{native / raw:.0%} of raw, {native / sync:.1f}x sync",
-            )
-        )
-        rows.append((f"raw engine BatchedSim.step, B={n}", raw, ""))
+        for workload in ("constant", "random"):
+            native = vector_rate(scenes, n, workload, args.seconds, "native", args.agents)
+            raw = rate(RawWorkload(scenes, n, workload, args.agents).step, args.seconds, n)
+            sync = vector_rate(scenes, n, workload, min(args.seconds, 1.0), "sync", args.agents)
+            ratios = f"{native / raw:.0%} of raw, {native / sync:.1f}x sync"
+            rows.append((f"gym.make_vec native, num_envs={n}, {workload}", native, ratios))
+            rows.append((f"raw engine BatchedSim.step, B={n}, {workload}", raw, ""))
+            rows.append((f"SyncVectorEnv of single envs, num_envs={n}, {workload}", sync, ""))
         control = raw_engine(scenes, n, args.agents, args.seconds, experts["control"])
         traj = raw_engine(scenes, n, args.agents, args.seconds, experts["trajectory"])
         alone = controller_alone(n, min(args.seconds, 1.0))
@@ -230,7 +292,6 @@ def main() -> None:
             f"actions ({control:,.0f}/s); its kernel alone {1e6 / alone:.1f} us"
         )
         rows.append((f"raw engine, expert trajectory actions, B={n}", traj, cost))
-        rows.append((f"SyncVectorEnv of single envs, num_envs={n}", sync, ""))
     rows.append(("gym.make single env.step", single_env(scenes, args.agents, args.seconds), ""))
     if hw is not None:
         rows.append(("highway-env highway-fast-v0 (5 vehicles observed)", hw, ""))

@@ -261,7 +261,13 @@ class BatchedSim:
         return grown
 
     def load(self, b: int, index: int, controlled: tuple[int, ...] | None = None) -> None:
-        """Copies scenario `index` into scene slot `b` (does not reset its state)."""
+        """Copies scenario `index` into scene slot `b` (does not reset its state).
+
+        A slot that already holds the scene is left as it is: no kernel writes the scene and route
+        arrays, so resetting a scene in place (evaluation repeats, a fixed benchmark batch) copies nothing.
+        """
+        if self._key[b] == (index, controlled) and self.compiled[b] is not None:
+            return
         cs = self.compile(index, controlled)
         if len(cs.routes) != self.num_controlled:
             raise ValueError(f"scene needs {self.num_controlled} controlled agents, got {len(cs.routes)}")

@@ -64,3 +64,25 @@ def test_batch_and_agent_tables_print(scaling, capsys):
     scaling.agents_table(scenes, [8, 40], 0.05)
     out = capsys.readouterr().out
     assert "| 2 |" in out and "| idm | 40 |" in out and "ns per agent-step" in out
+
+
+def test_resetting_a_slot_to_its_scene_copies_nothing_and_replays_the_same(scaling, monkeypatch):
+    from alpagym_env.config import EnvConfig
+    from alpagym_env.envs.batched_sim import BatchedSim
+
+    scenes = scaling.scenes_with_agents(3, 8)
+    sim = BatchedSim(EnvConfig.from_kwargs(max_agents=8), 2, scenes, 3)
+    acts = np.full((2, 1, 2), 0.3)
+    runs = []
+    for ids in ([0, 1], [0, 1], [2, 1]):
+        sim.reset([0, 1], ids)
+        for _ in range(20):
+            sim.step(acts)
+        runs.append(sim.obs.copy())
+        if len(runs) == 1:  # slots that keep their scene must not touch the scene source again
+            monkeypatch.setattr(
+                sim, "compile", lambda i, c=None, real=sim.compile: real(i, c) if i == 2 else 1 / 0
+            )
+    np.testing.assert_array_equal(runs[0], runs[1])
+    np.testing.assert_array_equal(runs[0][1], runs[2][1])
+    assert not np.array_equal(runs[0][0], runs[2][0]) and sim.scenario_index.tolist() == [2, 1]
