@@ -69,7 +69,11 @@ NO_TERMINATION = {"at_cut": False, "at_fault_collision": False, "offroad": False
 
 
 class RawWorkload:
-    """The raw engine under one of the two workloads; `step()` advances every scene once."""
+    """The raw engine under one of the two workloads; `step()` advances every scene once.
+
+    As the vector env does, a scene whose episode ended (all of them after 200 steps in ``constant``)
+    is reset to a scene drawn at random, so both load scenes as often.
+    """
 
     def __init__(self, scenes, n: int, workload: str, agents: str = "replay", max_agents: int = AGENTS):
         term = NO_TERMINATION if workload == "constant" else {}
@@ -81,25 +85,19 @@ class RawWorkload:
         for i in range(len(scenes)):  # compile every scene once, as a long run would have
             self.sim.compile(i)
         self.sim.reset(range(n), self.ids)
-        self.actions = (
-            [a.astype(np.float64) for a in random_actions((n, 1, 2))] if workload == "random" else None
-        )
-        self.const = np.zeros((n, 1, 2))
-        self.const[..., 0] = 0.2
+        if workload == "random":
+            self.actions = [a.astype(np.float64) for a in random_actions((n, 1, 2))]
+        else:
+            self.actions = [np.zeros((n, 1, 2))]
+            self.actions[0][..., 0] = 0.2
         self.k = 0
 
     def step(self) -> None:
         sim = self.sim
-        if self.workload == "constant":
-            if self.k == 200:
-                sim.reset(range(self.n), self.ids)
-                self.k = 0
-            sim.step(self.const)
-        else:
-            sim.step(self.actions[self.k % len(self.actions)])
-            done = np.flatnonzero(sim.terminated[:, 0] | sim.truncated)
-            if done.size:
-                sim.reset(done, self.rng.integers(sim.num_scenarios, size=done.size))
+        sim.step(self.actions[self.k % len(self.actions)])
+        done = np.flatnonzero(sim.terminated[:, 0] | sim.truncated)
+        if done.size:
+            sim.reset(done, self.rng.integers(sim.num_scenarios, size=done.size))
         self.k += 1
 
 

@@ -273,9 +273,7 @@ class BatchedSim:
             raise ValueError(f"scene needs {self.num_controlled} controlled agents, got {len(cs.routes)}")
         sc, n = self.scene, cs.num_agents
         # Slots n.. keep stale data: every kernel reads only the first n_agents[b] slots.
-        # Logs time-major in the engine: one step of all of a scene's slots is one contiguous run.
-        sc["log"][b, :, :n] = cs.log.transpose(1, 0, 2)
-        sc["log_valid"][b, :, :n], sc["log_s"][b, :, :n] = cs.log_valid.T, cs.log_s.T
+        sc["log"][b, :, :n], sc["log_valid"][b, :, :n], sc["log_s"][b, :, :n] = cs.log, cs.log_valid, cs.log_s
         sc["size"][b, :n] = cs.size
         sc["n_agents"][b] = n
         self._grow(sc, "edges", {1: cs.edges.shape[0]})[b, : cs.edges.shape[0]] = cs.edges

@@ -162,7 +162,7 @@ def run_episodes(
                 cs = sim.compiled[b]
                 ade[b, t_now[b]] = subscores.min_ade(
                     np.asarray(plans[b], dtype=np.float64), float(plan_dt), pose[b, t_now[b], :3],
-                    cs.log[0], cs.log_valid[0], int(t_now[b]), sim.dt,
+                    cs.log[:, 0], cs.log_valid[:, 0], int(t_now[b]), sim.dt,
                 )  # fmt: skip
         sim.step(actions)
         t_new = sim.state["t"]

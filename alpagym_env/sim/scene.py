@@ -82,9 +82,10 @@ class CompiledScene:
     Attributes:
         scenario: The source scenario.
         order: (n,) scenario agent index of each slot.
-        log: (n, T, 5) ``[x, y, heading, vx, vy]`` with invalid steps filled.
-        log_valid: (n, T) bool.
-        log_s: (n, T) cumulative arc length along the log path, m.
+        log: (T, n, 5) ``[x, y, heading, vx, vy]`` with invalid steps filled, time-major as the engine's
+            buffers (a scene loads with one contiguous copy per step).
+        log_valid: (T, n) bool.
+        log_s: (T, n) cumulative arc length along the log path, m.
         size: (n, 2) ``[length, width]``, m.
         kind: (n,) int8 agent types.
         edges: (E, 4) all road-edge segments.
@@ -353,9 +354,9 @@ def compile_scene(
     return CompiledScene(
         scenario=s,
         order=order,
-        log=log,
-        log_valid=valid,
-        log_s=log_s,
+        log=np.ascontiguousarray(log.transpose(1, 0, 2)),
+        log_valid=np.ascontiguousarray(valid.T),
+        log_s=np.ascontiguousarray(log_s.T),
         size=np.stack([s.length[order], s.width[order]], axis=1),
         kind=s.agent_type[order].copy(),
         edges=edges,
