@@ -213,8 +213,15 @@ class GRPORunConfig:
         return EnvConfig.from_kwargs(**_plain(self.env))
 
     def grpo_config(self) -> GRPOConfig:
-        """The frozen, checked `GRPOConfig`."""
-        return GRPOConfig(**_plain(self.algorithm))
+        """The frozen, checked `GRPOConfig`.
+
+        Raises:
+            ValueError: A field is out of range (the message names it under ``algorithm.``).
+        """
+        try:
+            return GRPOConfig(**_plain(self.algorithm))
+        except ValueError as e:
+            raise ValueError(f"algorithm: {e}") from e
 
     def reward_terms(self) -> list[dict[str, Any]]:
         """The reward as ``[{kind, name, scale}, ...]`` (checked by `alpagym_env.rewards.resolve`)."""
