@@ -12,7 +12,9 @@ One process, one run, one table:
    (hidden (256, 256), as BC's default) and `--groups` groups of `--group-size` rollouts per update (8 x 8).
    Env-steps/s is what the learner consumed: Δenv_steps / Δseconds of its ``metrics.jsonl`` records
    after the first `--warmup` updates (process start, Numba and scene compilation, the queue filled
-   during the start-up evaluation are left out). Validation runs only at the start and the end
+   during the start-up evaluation are left out; each actor compiles its training scenes before its
+   first group, ``actors.warm_scenes=-1``, so no group in the window waits for a scene's first
+   compilation). Validation runs only at the start and the end
    (``learner.eval_every=0``), both outside the timed window: the learner stamps a record's
    ``seconds`` before it runs the final evaluation. ``learner.checkpoint_every=0`` keeps checkpoints
    out of the window too.
@@ -137,6 +139,7 @@ def run_grpo(args, actors: int, init: Path, out: Path) -> dict[str, Any]:
         f"learner.val_scenes={args.val_scenes}",
         "learner.eval_every=0",
         "learner.checkpoint_every=0",
+        "actors.warm_scenes=-1",
         f"env.horizon={args.horizon}",
         "progress=false",
         *args.set,

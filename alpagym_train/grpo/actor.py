@@ -113,6 +113,8 @@ def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, rest
     scenes = scenes[: spec["train_scenes"]] if spec["train_scenes"] else scenes
     n, g = ac.groups_per_push, int(spec["group_size"])
     env = make_group_env(n, g, scenarios=scenes, reward=spec["reward"], **env_kwargs)
+    for i in range(len(scenes) if ac.warm_scenes < 0 else min(ac.warm_scenes, len(scenes))):
+        env.sim.compile(i)  # cached for the process: the groups of these scenes start at once
     policy = GaussianPolicy(PolicyConfig(**spec["policy"])).eval()
     seed = ac.seed + 1000 * (index + 1) + restart
     sampler = RolloutPolicy(policy, torch.Generator().manual_seed(seed))
