@@ -60,9 +60,10 @@ class GRPOConfig:
         step_fraction: Fraction of each update's real steps the policy loss is computed on, in (0, 1]: a
             uniform random subset of round(fraction * M) of the M real steps, drawn once per update and
             shared by its epochs, whose loss is scaled by M / subset size, so it is an unbiased estimate
-            of the full loss and of its gradient (1: every step, exactly the full loss). Consecutive
-            0.1 s steps of a rollout are nearly the same state, so a subset carries most of the signal
-            at a fraction of the learner's time.
+            of the full loss and of its gradient (1: every step, exactly the full loss). Each step's
+            action noise is its own, so a subset adds variance: on 8 x 8 groups of a BC policy a half's
+            gradient has cosine 0.72 with the full one, a quarter's 0.54 (full gradients of two
+            independent batches: about 0). 0.5 takes about 55 % of the learner's time per update.
     """
 
     lr: float = 1e-4
@@ -85,7 +86,7 @@ class GRPOConfig:
     gae_lambda: float = 0.95
     value_lr: float = 3e-4
     critic_warmup_updates: int = 0
-    step_fraction: float = 0.25
+    step_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.step_fraction <= 1:

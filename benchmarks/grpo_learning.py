@@ -6,7 +6,7 @@
    of `python -m alpagym_env.evaluate`; a learning-curve PNG and the table are written to --out.
 
 Usage: python benchmarks/grpo_learning.py [--train-scenes 1000] [--updates 100] [--groups 16]
-       [--reward scene_score] [--log-std -3] [--no-normalize-obs] [--perturb 0] [--step-fraction 0.25]
+       [--reward scene_score] [--log-std -3] [--no-normalize-obs] [--perturb 0] [--step-fraction 0.5]
        [--out runs/grpo_learning]
 
 The flags are the recipe's levers, for ablations: the reward preset, the exploration noise, the
