@@ -176,7 +176,7 @@ class GRPOUpdater:
         # time; a subset of them (`step_fraction`) is an unbiased estimate of those sums.
         real = torch.as_tensor(batch.mask)[keep] > 0
         pos, scale = sample_steps(int(real.sum()), cfg.step_fraction, self.generator)
-        pos = torch.nonzero(real.reshape(-1)).squeeze(1)[pos]  # flat (N', G, T) index of each step
+        pos = torch.nonzero(real.reshape(-1)).squeeze(1)[pos.to(real.device)]  # flat (N', G, T) index
         kept = torch.nonzero(keep).squeeze(1)
         src = kept[pos // (g * t)] * (g * t) + pos % (g * t)  # the same step in the batch's (N, G, T)
         obs = torch.as_tensor(batch.obs).reshape(-1, batch.obs.shape[-1])[src]

@@ -23,10 +23,11 @@ def pin_torch_threads(n: int) -> None:
 def share_numba_threads(sharing: int, threads: int = 0) -> int:
     """Sets the simulator's Numba threads of a process that shares the machine's cores; returns them.
 
-    Numba's OpenMP threads meet at a barrier after every parallel kernel and spin while they wait:
-    with as many threads as cores and another busy process on the machine, one of them is always
-    descheduled and the kernel runs several times slower than on one thread (measured 5-10x on
-    2 cores). So each of the `sharing` busy processes gets its share of the cores.
+    Numba's OpenMP threads meet at a barrier after every parallel kernel: with as many threads as
+    cores and another busy process on the machine, one of them is often descheduled and the others
+    wait for it (5-10x slower than one thread on 2 cores with GNU OpenMP's default spinning;
+    `alpagym_env` shortens the spin, which removes most of that, not the waiting). So each of the
+    `sharing` busy processes gets its share of the cores.
 
     Args:
         sharing: Busy processes on this machine, this one included.
