@@ -30,7 +30,7 @@ The machine's other load shifts every number: compare rows of one run only. The 
 Numba threads suffer most from another busy process (their barriers wait for a descheduled thread),
 so the before and after rates are both printed and the faster one is the reference.
 
-Usage: python benchmarks/trainer_throughput.py [--updates 30] [--ppo-steps 24576] [--train-scenes 200]
+Usage: python benchmarks/trainer_throughput.py [--updates 60] [--ppo-steps 24576] [--train-scenes 200]
     [--actors 1 2] [--sizes 0.1 1 10] [--raw-seconds 2] [--set algorithm.step_fraction=1.0 ...]
     [--json out.json] [--out DIR]
 """
@@ -326,7 +326,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=30, help="GRPO updates per run")
+    parser.add_argument("--updates", type=int, default=60, help="GRPO updates per run")
     parser.add_argument("--warmup", type=int, default=5, help="GRPO updates left out of the rates")
     parser.add_argument("--ppo-steps", type=int, default=12 * PPO_ROLLOUT, help="SB3 PPO env steps")
     parser.add_argument("--train-scenes", type=int, default=200, help="first N train scenes (0: all)")
