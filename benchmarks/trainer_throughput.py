@@ -5,8 +5,8 @@ One process, one run, one table:
 
 0. The raw engine, `BatchedSim.step` with B = 64 scenes of 32 agents on 2 Numba threads
    (`benchmarks/env_step.py`'s `raw_engine` on its `scenes_with_agents`, constant action, no early
-   ends), for `--raw-seconds` before the GRPO runs and again after them: what the simulator alone does
-   on this machine. The learner's consumed env-steps/s is reported as a share of the faster of the two.
+   ends), for `--raw-seconds` before each GRPO run and after the last: what the simulator alone does
+   on this machine. The learner's consumed env-steps/s is reported as a share of the fastest of these.
 1. `python -m alpagym_train.grpo` (``role=all``, a private redis-server, the same code path through
    `compose` and `run_all`) with 1 and then 2 actor processes, from an untrained `GaussianPolicy`
    (hidden (256, 256), as BC's default) and `--groups` groups of `--group-size` rollouts per update (8 x 8).
@@ -28,7 +28,7 @@ One process, one run, one table:
 
 The machine's other load shifts every number: compare rows of one run only. The raw engine's two
 Numba threads suffer most from another busy process (their barriers wait for a descheduled thread),
-so the before and after rates are both printed and the faster one is the reference.
+so every rate is printed and the fastest is the reference.
 
 Usage: python benchmarks/trainer_throughput.py [--updates 60] [--ppo-steps 24576] [--train-scenes 200]
     [--actors 1 2] [--sizes 0.1 1 10] [--raw-seconds 2] [--set algorithm.step_fraction=1.0 ...]
@@ -243,9 +243,10 @@ def report(
     )
     print("|" + "-" * 29 + "|" + "-" * 13 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 8 + "|------")
     if raw:
+        rates = ", ".join(f"{r:,.0f}" for r in raw["rates"])
         note = (
             f"B = {RAW_SCENES}, {raw['agents']} agents per scene, {raw['threads']} Numba threads; the "
-            f"faster of {raw['before']:,.0f} before and {raw['after']:,.0f} after the GRPO runs"
+            f"fastest of {rates} (before each GRPO run, after the last)"
         )
         print(
             f"| {'raw engine BatchedSim.step':<27} | {raw['env_steps_per_s']:>11,.0f} | {'-':>9} "
@@ -349,12 +350,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         init, policy_mb = make_init_policy(out / "init" / "policy.safetensors", args.horizon)
         scenes, agents = raw_scenes()
-        before = run_raw_engine(scenes, args.raw_seconds)
-        grpo = [run_grpo(args, n, init, out) for n in args.actors]
-        after = run_raw_engine(scenes, args.raw_seconds)
-        # The faster of the two: another process on the machine slows the engine's threads most.
-        raw = {"env_steps_per_s": max(before, after), "before": before, "after": after}
-        raw |= {"agents": agents, "threads": raw_threads()}
+        rates, grpo = [], []
+        for n in args.actors:  # the raw engine before each GRPO run and after the last
+            rates.append(run_raw_engine(scenes, args.raw_seconds))
+            grpo.append(run_grpo(args, n, init, out))
+        rates.append(run_raw_engine(scenes, args.raw_seconds))
+        # The fastest: another process on the machine slows the engine's threads most.
+        raw = {"env_steps_per_s": max(rates), "rates": rates, "agents": agents, "threads": raw_threads()}
         ppo = run_ppo(args, out)
         from alpagym_train.transport import weight_sync_latency
 
