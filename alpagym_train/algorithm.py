@@ -57,6 +57,13 @@ class GRPOConfig:
             weight is needed).
         critic_warmup_updates: PPO's first updates fit only the critic, the policy held fixed: a BC
             checkpoint comes without one, and a random critic's advantages are noise.
+        step_fraction: Fraction of each update's real steps the policy loss is computed on, in (0, 1]: a
+            uniform random subset of round(fraction * M) of the M real steps, drawn once per update and
+            shared by its epochs, whose loss is scaled by M / subset size, so it is an unbiased estimate
+            of the full loss and of its gradient (1: every step, exactly the full loss). Each step's
+            action noise is its own, so a subset adds variance: on 8 x 8 groups of a BC policy a half's
+            gradient has cosine 0.72 with the full one, a quarter's 0.54 (full gradients of two
+            independent batches: about 0). 0.5 takes about 55 % of the learner's time per update.
     """
 
     lr: float = 1e-4
@@ -79,8 +86,11 @@ class GRPOConfig:
     gae_lambda: float = 0.95
     value_lr: float = 3e-4
     critic_warmup_updates: int = 0
+    step_fraction: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0 < self.step_fraction <= 1:
+            raise ValueError(f"step_fraction must be in (0, 1], got {self.step_fraction}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
@@ -160,25 +170,32 @@ class GRPOUpdater:
         stats = {"groups": float(len(keep)), "groups_kept": float(keep.sum()), "steps": float(batch.steps)}
         if not keep.any():
             return stats | {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
-        mask = torch.as_tensor(batch.mask)[keep]
-        n, g, t = mask.shape
-        # Only real steps are computed: the (N, G, T) padding of early-ended rollouts is dropped. Every
-        # loss term is a per-step sum under the constant normaliser, so this changes nothing but time.
-        real = mask > 0
-        obs = torch.as_tensor(batch.obs)[keep][real]
-        u = torch.as_tensor(batch.u)[keep][real]
-        logp_old = torch.as_tensor(batch.logp)[keep][real]
-        adv = adv[real]
-        group_of = group_of_steps(real)
-        if cfg.decoupled:
-            with torch.no_grad():
-                logp_prox = self.policy.log_prob(obs, u)
-                log_w = (logp_prox - logp_old).clamp(-cfg.log_ratio_limit, math.log(cfg.behaviour_weight_cap))
-                weight = torch.exp(log_w)
-            adv, logp_old = adv * weight, logp_prox
-            stats["behaviour_weight"] = float(weight.mean()) if len(weight) else 1.0
+        n, g, t = adv.shape
+        # Only real steps are computed: the (N, G, T) padding of early-ended rollouts is never copied.
+        # Every loss term is a per-step sum under the constant normaliser, so this changes nothing but
+        # time; a subset of them (`step_fraction`) is an unbiased estimate of those sums.
+        real = torch.as_tensor(batch.mask)[keep] > 0
+        pos, scale = sample_steps(int(real.sum()), cfg.step_fraction, self.generator)
+        pos = torch.nonzero(real.reshape(-1)).squeeze(1)[pos.to(real.device)]  # flat (N', G, T) index
+        kept = torch.nonzero(keep).squeeze(1)
+        src = kept[pos // (g * t)] * (g * t) + pos % (g * t)  # the same step in the batch's (N, G, T)
+        obs = torch.as_tensor(batch.obs).reshape(-1, batch.obs.shape[-1])[src]
+        u = torch.as_tensor(batch.u).reshape(-1, batch.u.shape[-1])[src]
+        logp_old = torch.as_tensor(batch.logp).reshape(-1)[src]
+        adv = adv.reshape(-1)[pos]
+        group_of = pos // (g * t)
+        stats["steps_trained"] = float(len(pos))
         per = n if cfg.minibatch_groups <= 0 else min(cfg.minibatch_groups, n)
-        normaliser = float(per * g * t)  # constant G * T_max per group (Dr. GRPO)
+        # Constant G * T_max per group (Dr. GRPO), times the share of steps: subset sums / share.
+        normaliser = float(per * g * t) * scale
+        # Decoupled PPO's proximal log-probs are the current weights' own: with one minibatch per
+        # epoch, the first forward pass computes them (no separate pass).
+        fused = cfg.decoupled and per >= n
+        if cfg.decoupled and not fused:
+            with torch.no_grad():
+                adv, logp_old, stats["behaviour_weight"] = self._decouple(
+                    self.policy.log_prob(obs, u), logp_old, adv
+                )
         ref_logp = None
         if self.reference is not None:
             with torch.no_grad():
@@ -188,8 +205,10 @@ class GRPOUpdater:
         self.policy.train()
         for _ in range(cfg.epochs):
             for rows in minibatches(group_of, n, per, self.generator):
-                ones = torch.ones_like(logp_old[rows])
                 logp = self.policy.log_prob(obs[rows], u[rows])
+                if fused and "behaviour_weight" not in stats:
+                    adv, logp_old, stats["behaviour_weight"] = self._decouple(logp.detach(), logp_old, adv)
+                ones = torch.ones_like(logp_old[rows])
                 loss, s = L.ppo_clip_loss(logp, logp_old[rows], adv[rows], ones, normaliser, cfg.clip_eps,
                                           cfg.log_ratio_limit)  # fmt: skip
                 ent = self._entropy(obs[rows], normaliser)
@@ -211,6 +230,15 @@ class GRPOUpdater:
         means = {k: float(np.mean(v)) for k, v in agg.items()}
         return stats | means | {"ratio_min": ratio_min, "ratio_max": ratio_max}
 
+    def _decouple(self, logp_prox: torch.Tensor, logp_old: torch.Tensor,
+                  adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:  # fmt: skip
+        """Decoupled PPO: the (M,) advantages weighed by the truncated ratio pi_prox / pi_behaviour, the
+        proximal log-probs the clip is taken against, and the mean weight."""
+        cfg = self.config
+        log_w = (logp_prox - logp_old).clamp(-cfg.log_ratio_limit, math.log(cfg.behaviour_weight_cap))
+        weight = torch.exp(log_w)
+        return adv * weight, logp_prox, float(weight.mean()) if len(weight) else 1.0
+
     def critic_state(self) -> dict[str, Any] | None:
         """What a checkpoint must keep besides the policy and its optimiser (GRPO: nothing)."""
         return None
@@ -227,6 +255,25 @@ class GRPOUpdater:
                 f"algorithm.method={self.config.method}: resume with method=ppo, or start a new run with "
                 "learner.init=<checkpoint>/policy.safetensors"
             )
+
+
+def sample_steps(num_steps: int, fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, float]:
+    """A uniform random subset of `num_steps` steps for an unbiased estimate of a sum over all of them.
+
+    Args:
+        num_steps: M, the steps to choose from.
+        fraction: Share of them to keep, in (0, 1]; 1 keeps every step in order.
+        generator: Source of the draw.
+
+    Returns:
+        The (k,) sorted indices of k = max(1, round(fraction * M)) distinct steps (all M when k == M)
+        and the share k / M: (sum over the subset) / share has the full sum as its expectation, since
+        every step is kept with probability k / M.
+    """
+    k = min(num_steps, max(1, round(fraction * num_steps)))
+    if k >= num_steps:
+        return torch.arange(num_steps), 1.0
+    return torch.randperm(num_steps, generator=generator)[:k].sort().values, k / num_steps
 
 
 def group_of_steps(real: torch.Tensor) -> torch.Tensor:

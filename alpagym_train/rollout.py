@@ -65,8 +65,8 @@ def collect_groups(env: AlpaDriveVectorEnv, sample, scenario_ids: np.ndarray, gr
 
     Args:
         env: From `make_group_env`, with num_envs == len(scenario_ids) * group_size.
-        sample: Batched sampler ``obs (B, D) -> (actions (B, A), u (B, A), logp (B,))``
-            (`alpagym_train.policy.RolloutPolicy`).
+        sample: Batched sampler ``obs (B', D) -> (actions (B', A), u (B', A), logp (B',))``
+            (`alpagym_train.policy.RolloutPolicy`), called each step on the B' members still driving.
         scenario_ids: (N,) scene of each group.
         group_size: G.
 
@@ -88,12 +88,15 @@ def collect_groups(env: AlpaDriveVectorEnv, sample, scenario_ids: np.ndarray, gr
     score = np.zeros(b, np.float32)
     ended_terminal = np.zeros(b, np.float32)
     alive = np.ones(b, dtype=bool)
+    actions = np.zeros((b, a_dim), np.float32)  # finished members are frozen: their actions are unused
     for t in range(horizon):
-        actions, u, logp = sample(obs)
-        out_obs[alive, t], out_u[alive, t], out_logp[alive, t] = obs[alive], u[alive], logp[alive]
-        mask[alive, t] = 1.0
+        idx = np.flatnonzero(alive)  # the policy runs on the members still driving only
+        obs_t = obs[idx]
+        actions[idx], out_u[idx, t], out_logp[idx, t] = sample(obs_t)
+        out_obs[idx, t] = obs_t
+        mask[idx, t] = 1.0
         obs, rewards, terminated, truncated, info = env.step(actions)
-        out_r[alive, t] = rewards[alive]
+        out_r[idx, t] = rewards[idx]
         done = (terminated | truncated) & alive
         if done.any():
             score[done] = info["alpagym"]["scene_score"][done]

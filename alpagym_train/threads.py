@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def pin_torch_threads(n: int) -> None:
     """Sets torch's CPU threads to `n` for good.
@@ -16,3 +18,24 @@ def pin_torch_threads(n: int) -> None:
 
     numba.get_num_threads()
     torch.set_num_threads(n)
+
+
+def share_numba_threads(sharing: int, threads: int = 0) -> int:
+    """Sets the simulator's Numba threads of a process that shares the machine's cores; returns them.
+
+    Numba's OpenMP threads meet at a barrier after every parallel kernel: with as many threads as
+    cores and another busy process on the machine, one of them is often descheduled and the others
+    wait for it (5-10x slower than one thread on 2 cores with GNU OpenMP's default spinning;
+    `alpagym_env` shortens the spin, which removes most of that, not the waiting). So each of the
+    `sharing` busy processes gets its share of the cores.
+
+    Args:
+        sharing: Busy processes on this machine, this one included.
+        threads: Threads to use instead of the share (0: the share, at least 1).
+    """
+    import numba
+
+    n = threads or max(1, (os.cpu_count() or 1) // max(1, sharing))
+    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(n)
+    return n

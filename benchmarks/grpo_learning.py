@@ -6,10 +6,12 @@
    of `python -m alpagym_env.evaluate`; a learning-curve PNG and the table are written to --out.
 
 Usage: python benchmarks/grpo_learning.py [--train-scenes 1000] [--updates 100] [--groups 16]
-       [--reward scene_score] [--log-std -3] [--no-normalize-obs] [--perturb 0] [--out runs/grpo_learning]
+       [--reward scene_score] [--log-std -3] [--no-normalize-obs] [--perturb 0] [--step-fraction 0.5]
+       [--out runs/grpo_learning]
 
 The flags are the recipe's levers, for ablations: the reward preset, the exploration noise, the
-groups per update, BC's observation standardisation and its perturbed rollouts.
+groups per update, BC's observation standardisation and its perturbed rollouts, the share of steps
+the GRPO loss is computed on.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--normalize-obs", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--perturb", type=float, default=0.0, help="BC's perturbed-rollout noise")
+    parser.add_argument(
+        "--step-fraction", type=float, default=GRPOConfig.step_fraction, help="GRPO's algorithm.step_fraction"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/grpo_learning")
     args = parser.parse_args()
@@ -84,7 +89,7 @@ def main() -> None:
         groups=args.groups,
         group_size=args.group_size,
         env={"reward": args.reward},
-        grpo=GRPOConfig(lr=args.lr, advantage="step"),
+        grpo=GRPOConfig(lr=args.lr, advantage="step", step_fraction=args.step_fraction),
         log_std=args.log_std,
         seed=args.seed,
         out_dir=str(out / "grpo"),

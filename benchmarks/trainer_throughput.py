@@ -1,13 +1,20 @@
-"""Async GRPO's end-to-end training throughput against SB3 PPO's, weight-sync latency and policy lag.
+"""Async GRPO's end-to-end training throughput against the raw engine's and SB3 PPO's, weight-sync
+latency and policy lag.
 
 One process, one run, one table:
 
+0. The raw engine, `BatchedSim.step` with B = 64 scenes of 32 agents on 2 Numba threads
+   (`benchmarks/env_step.py`'s `raw_engine` on its `scenes_with_agents`, constant action, no early
+   ends), for `--raw-seconds` before each GRPO run and after the last: what the simulator alone does
+   on this machine. The learner's consumed env-steps/s is reported as a share of the fastest of these.
 1. `python -m alpagym_train.grpo` (``role=all``, a private redis-server, the same code path through
    `compose` and `run_all`) with 1 and then 2 actor processes, from an untrained `GaussianPolicy`
    (hidden (256, 256), as BC's default) and `--groups` groups of `--group-size` rollouts per update (8 x 8).
    Env-steps/s is what the learner consumed: Δenv_steps / Δseconds of its ``metrics.jsonl`` records
    after the first `--warmup` updates (process start, Numba and scene compilation, the queue filled
-   during the start-up evaluation are left out). Validation runs only at the start and the end
+   during the start-up evaluation are left out; each actor compiles its training scenes before its
+   first group, ``actors.warm_scenes=-1``, so no group in the window waits for a scene's first
+   compilation). Validation runs only at the start and the end
    (``learner.eval_every=0``), both outside the timed window: the learner stamps a record's
    ``seconds`` before it runs the final evaluation. ``learner.checkpoint_every=0`` keeps checkpoints
    out of the window too.
@@ -19,10 +26,13 @@ One process, one run, one table:
    and the learner's publish time (``sync_ms``) in the GRPO runs.
 4. The policy lag of every group the learner trained on (``policy_lag_counts`` summed over records).
 
-The machine's other load shifts every number: compare rows of one run only.
+The machine's other load shifts every number: compare rows of one run only. The raw engine's two
+Numba threads suffer most from another busy process (their barriers wait for a descheduled thread),
+so every rate is printed and the fastest is the reference.
 
-Usage: python benchmarks/trainer_throughput.py [--updates 30] [--ppo-steps 24576] [--train-scenes 200]
-    [--actors 1 2] [--sizes 0.1 1 10] [--json out.json] [--out DIR]
+Usage: python benchmarks/trainer_throughput.py [--updates 60] [--ppo-steps 24576] [--train-scenes 200]
+    [--actors 1 2] [--sizes 0.1 1 10] [--raw-seconds 2] [--set algorithm.step_fraction=1.0 ...]
+    [--json out.json] [--out DIR]
 """
 
 from __future__ import annotations
@@ -38,6 +48,9 @@ from typing import Any
 import numpy as np
 
 TARGET_SPEEDUP = 3.0  # GRPO env-steps/s over SB3 PPO's
+TARGET_RAW_SHARE = 0.6  # GRPO env-steps/s over the raw engine's
+RAW_SCENES = 64  # the raw engine's batch, B
+RAW_THREADS = 2  # its Numba threads
 TARGET_SYNC_MS = 2.0  # publish + fetch of 1 MB of weights
 TARGET_LAG_P50 = 1.0  # median versions between the acting and the learning weights
 PPO_ROLLOUT = 8 * 256  # SB3 defaults of alpagym_train.baselines.sb3: num_envs x n_steps
@@ -79,6 +92,34 @@ def lag_stats(records: list[dict]) -> dict[str, Any]:
     return {"counts": counts, "groups": int(lags.size), "p50": float(np.median(lags)), "max": int(lags.max())}
 
 
+def raw_scenes() -> tuple[list, int]:
+    """`env_step`'s `RAW_SCENES` scenes of its `AGENTS` agents each, and that agent count."""
+    from env_step import AGENTS, scenes_with_agents  # beside this script
+
+    return scenes_with_agents(RAW_SCENES, AGENTS), AGENTS
+
+
+def run_raw_engine(scenes: list, seconds: float) -> float:
+    """`BatchedSim.step` env-steps/s, B = `RAW_SCENES`, on `raw_threads()` Numba threads."""
+    import numba
+    from env_step import raw_engine
+
+    numba.set_num_threads(raw_threads())
+    return raw_engine(scenes, RAW_SCENES, "replay", seconds)
+
+
+def raw_threads() -> int:
+    """`RAW_THREADS`, or fewer on a machine with fewer cores."""
+    import numba
+
+    return min(RAW_THREADS, numba.config.NUMBA_NUM_THREADS)
+
+
+def of_raw(rate: float, raw: dict | None) -> str:
+    """`rate` as a share of the raw engine's, for the table's column ('-' without a raw engine row)."""
+    return f"{rate / raw['env_steps_per_s']:>6.0%}" if raw else f"{'-':>6}"
+
+
 def run_grpo(args, actors: int, init: Path, out: Path) -> dict[str, Any]:
     """One ``role=all`` GRPO run with `actors` actors; returns its throughput, timings and lags."""
     from alpagym_train.grpo.config import compose
@@ -98,8 +139,10 @@ def run_grpo(args, actors: int, init: Path, out: Path) -> dict[str, Any]:
         f"learner.val_scenes={args.val_scenes}",
         "learner.eval_every=0",
         "learner.checkpoint_every=0",
+        "actors.warm_scenes=-1",
         f"env.horizon={args.horizon}",
         "progress=false",
+        *args.set,
     ]
     t0 = time.perf_counter()
     status = run_all(compose(overrides))
@@ -178,7 +221,9 @@ def sync_target(ms: float) -> str:
     return f"<= {TARGET_SYNC_MS:g} ms: {ms:.2f} ms, {ms / TARGET_SYNC_MS:.2f}x the target"
 
 
-def report(args, grpo: list[dict], ppo: dict, sync: list[dict], policy_mb: float) -> list[str]:
+def report(
+    args, grpo: list[dict], ppo: dict, sync: list[dict], policy_mb: float, raw: dict | None = None
+) -> list[str]:
     """Prints the tables and the targets; returns the target lines."""
     scenes = f"first {args.train_scenes} scenes" if args.train_scenes else "all scenes"
     lo, hi = grpo[0]["window_updates"] if grpo else (0, 0)
@@ -191,9 +236,22 @@ def report(args, grpo: list[dict], ppo: dict, sync: list[dict], policy_mb: float
         f"rates over updates {lo}-{hi}; "
         f"SB3 PPO: baseline defaults, {ppo['env_steps']} steps, rates "
         + ("after the first rollout" if ppo["steady"] else "over the whole run (too few rollouts)")
+        + (f"; GRPO overrides {' '.join(args.set)}" if getattr(args, "set", None) else "")
     )
-    print(f"\n| {'trainer':<27} | {'env-steps/s':>11} | {'updates/s':>9} | {'x PPO':>6} | notes")
-    print("|" + "-" * 29 + "|" + "-" * 13 + "|" + "-" * 11 + "|" + "-" * 8 + "|------")
+    print(
+        f"\n| {'trainer':<27} | {'env-steps/s':>11} | {'updates/s':>9} | {'x PPO':>6} | {'of raw':>6} | notes"
+    )
+    print("|" + "-" * 29 + "|" + "-" * 13 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 8 + "|------")
+    if raw:
+        rates = ", ".join(f"{r:,.0f}" for r in raw["rates"])
+        note = (
+            f"B = {RAW_SCENES}, {raw['agents']} agents per scene, {raw['threads']} Numba threads; the "
+            f"fastest of {rates} (before each GRPO run, after the last)"
+        )
+        print(
+            f"| {'raw engine BatchedSim.step':<27} | {raw['env_steps_per_s']:>11,.0f} | {'-':>9} "
+            f"| {raw['env_steps_per_s'] / ppo['env_steps_per_s']:>5.1f}x | {1:>6.0%} | {note}"
+        )
     for g in grpo:
         name = f"GRPO async, {g['actors']} actor" + ("s" if g["actors"] > 1 else "")
         note = (
@@ -204,12 +262,13 @@ def report(args, grpo: list[dict], ppo: dict, sync: list[dict], policy_mb: float
         ratio = g["env_steps_per_s"] / ppo["env_steps_per_s"]
         print(
             f"| {name:<27} | {g['env_steps_per_s']:>11,.0f} | {g['updates_per_s']:>9.2f} "
-            f"| {ratio:>5.1f}x | {note}"
+            f"| {ratio:>5.1f}x | {of_raw(g['env_steps_per_s'], raw)} | {note}"
         )
     note = f"whole run {ppo['whole_run_env_steps_per_s']:,.0f}/s ({ppo['train_seconds']:.0f} s)"
     print(
         f"| {'SB3 PPO (MlpPolicy 256x256)':<27} | {ppo['env_steps_per_s']:>11,.0f} "
-        f"| {ppo['updates_per_s']:>9.2f} | {1:>5.1f}x | {note}"
+        f"| {ppo['updates_per_s']:>9.2f} | {1:>5.1f}x "
+        f"| {of_raw(ppo['env_steps_per_s'], raw)} | {note}"
     )
 
     print(
@@ -245,6 +304,12 @@ def report(args, grpo: list[dict], ppo: dict, sync: list[dict], policy_mb: float
             f"{verdict(ratio >= TARGET_SPEEDUP)}  GRPO with {g['actors']} actor(s) >= "
             f"{TARGET_SPEEDUP:g}x SB3 PPO env-steps/s: {ratio:.1f}x"
         )
+    for g in grpo if raw else []:
+        share = g["env_steps_per_s"] / raw["env_steps_per_s"]
+        targets.append(
+            f"{verdict(share >= TARGET_RAW_SHARE)}  GRPO with {g['actors']} actor(s) consumes >= "
+            f"{TARGET_RAW_SHARE:.0%} of the raw engine's env-steps/s: {share:.0%}"
+        )
     one_mb = [r for r in sync if r["mb"] == 1.0]
     if one_mb:
         ms = one_mb[0]["total_ms"]
@@ -262,7 +327,7 @@ def report(args, grpo: list[dict], ppo: dict, sync: list[dict], policy_mb: float
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=30, help="GRPO updates per run")
+    parser.add_argument("--updates", type=int, default=60, help="GRPO updates per run")
     parser.add_argument("--warmup", type=int, default=5, help="GRPO updates left out of the rates")
     parser.add_argument("--ppo-steps", type=int, default=12 * PPO_ROLLOUT, help="SB3 PPO env steps")
     parser.add_argument("--train-scenes", type=int, default=200, help="first N train scenes (0: all)")
@@ -273,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-scenes", type=int, default=8, help="GRPO's (untimed) start and end evaluation")
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.1, 1.0, 10.0], help="weight MB")
     parser.add_argument("--repeats", type=int, default=20, help="publish + fetch repetitions per size")
+    parser.add_argument("--raw-seconds", type=float, default=2.0, help="raw engine seconds, before and after")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="GRPO Hydra overrides")
     parser.add_argument("--json", help="also write the numbers to this file")
     parser.add_argument("--out", help="run directories go here (default: a temporary directory)")
     args = parser.parse_args(argv)
@@ -282,12 +349,19 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out or tmp.name)
     try:
         init, policy_mb = make_init_policy(out / "init" / "policy.safetensors", args.horizon)
-        grpo = [run_grpo(args, n, init, out) for n in args.actors]
+        scenes, agents = raw_scenes()
+        rates, grpo = [], []
+        for n in args.actors:  # the raw engine before each GRPO run and after the last
+            rates.append(run_raw_engine(scenes, args.raw_seconds))
+            grpo.append(run_grpo(args, n, init, out))
+        rates.append(run_raw_engine(scenes, args.raw_seconds))
+        # The fastest: another process on the machine slows the engine's threads most.
+        raw = {"env_steps_per_s": max(rates), "rates": rates, "agents": agents, "threads": raw_threads()}
         ppo = run_ppo(args, out)
         from alpagym_train.transport import weight_sync_latency
 
         sync = weight_sync_latency(sorted({*args.sizes, policy_mb}), args.repeats)
-        targets = report(args, grpo, ppo, sync, policy_mb)
+        targets = report(args, grpo, ppo, sync, policy_mb, raw)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -295,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         numbers = {
             "settings": {k: v for k, v in vars(args).items() if k not in ("json", "out")},
             "cpu_count": os.cpu_count(),
+            "raw_engine": raw,
             "grpo": grpo,
             "ppo": ppo,
             "weight_sync": sync,

@@ -22,7 +22,7 @@ from alpagym_train.exit_codes import ExitCode
 from alpagym_train.grpo.config import GRPORunConfig
 from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy
 from alpagym_train.rollout import collect_groups, make_group_env
-from alpagym_train.threads import pin_torch_threads
+from alpagym_train.threads import pin_torch_threads, share_numba_threads
 from alpagym_train.transport import BadPayload, Transport, TransportError
 
 
@@ -103,19 +103,18 @@ def run_actor(cfg: GRPORunConfig, url: str, run_id: str, index: int = 0, restart
 
 def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, restart: int,
           sharing: int) -> int:  # fmt: skip
-    import numba
-
     from alpagym_env.scenarios import load_suite
 
     ac = cfg.actors
     pin_torch_threads(int(spec.get("torch_threads", 1)))
-    threads = ac.numba_threads or max(1, (os.cpu_count() or 1) // max(1, sharing))
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    share_numba_threads(sharing, ac.numba_threads)
     env_kwargs = dict(spec["env"])
     scenes = load_suite(env_kwargs["suite"])
     scenes = scenes[: spec["train_scenes"]] if spec["train_scenes"] else scenes
     n, g = ac.groups_per_push, int(spec["group_size"])
     env = make_group_env(n, g, scenarios=scenes, reward=spec["reward"], **env_kwargs)
+    for i in range(len(scenes) if ac.warm_scenes < 0 else min(ac.warm_scenes, len(scenes))):
+        env.sim.compile(i)  # cached for the process: the groups of these scenes start at once
     policy = GaussianPolicy(PolicyConfig(**spec["policy"])).eval()
     seed = ac.seed + 1000 * (index + 1) + restart
     sampler = RolloutPolicy(policy, torch.Generator().manual_seed(seed))

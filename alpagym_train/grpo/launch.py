@@ -28,10 +28,10 @@ POLL_S = 0.2
 GRACE_S = 30.0
 
 
-def _learner_main(values: dict, url: str, run_id: str, secret: bytes) -> None:
+def _learner_main(values: dict, url: str, run_id: str, secret: bytes, sharing: int) -> None:
     from alpagym_train.grpo.learner import run_learner
 
-    sys.exit(int(run_learner(from_plain(values), url, run_id, secret)))
+    sys.exit(int(run_learner(from_plain(values), url, run_id, secret, sharing)))
 
 
 def _actor_main(values: dict, url: str, run_id: str, index: int, restart: int, local: int,
@@ -117,7 +117,9 @@ def _supervise(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes) -> int:
 
     ctx = mp.get_context("spawn")
     values, n = cfg.plain(), cfg.actors.num
-    learner = ctx.Process(target=_learner_main, args=(values, url, run_id, secret), name="learner")
+    # The learner shares the cores with the actors: its validation runs size their Numba pool to that.
+    args = (values, url, run_id, secret, n + 1)
+    learner = ctx.Process(target=_learner_main, args=args, name="learner")
     learner.start()
     restarts = [0] * n
     budget = RestartBudget(cfg.actors.max_restarts, cfg.actors.restart_window_s)

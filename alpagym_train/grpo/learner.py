@@ -56,7 +56,7 @@ from alpagym_train.policy import GaussianPolicy, load, save
 from alpagym_train.rollout import GroupBatch
 from alpagym_train.rundir import RunLogger
 from alpagym_train.sync import evaluate_policy, set_log_std
-from alpagym_train.threads import pin_torch_threads
+from alpagym_train.threads import pin_torch_threads, share_numba_threads
 from alpagym_train.transport import Transport, TransportError
 from alpagym_train.wire import BadEntry, ReceivedGroup, RolloutSpec
 
@@ -349,9 +349,12 @@ def _initial(cfg: GRPORunConfig) -> tuple[GaussianPolicy, dict, TrainerState, bo
     return policy, meta, TrainerState(), False
 
 
-def run_learner(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes = b"") -> int:
+def run_learner(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes = b"", sharing: int = 1) -> int:
     """The learner process: trains ``learner.updates`` updates (or up to ``learner.max_env_steps``);
     returns its `ExitCode`.
+
+    `sharing` counts the busy processes on this machine, the learner included (``role=all``: the
+    learner and its actors); its validation runs use that share of the cores for the simulator.
 
     OK when done (the final policy is at ``{run_dir}/policy.safetensors``); REDIS_LOST, NO_ACTORS,
     INTERRUPTED or CRASH otherwise, each after checkpointing the progress so far; CONFIG when the run
@@ -360,6 +363,7 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes = b"") 
     from alpagym_env.scenarios import load_suite
 
     pin_torch_threads(cfg.learner.torch_threads)
+    share_numba_threads(sharing)
     try:
         preflight(cfg)
     except (ValueError, FileNotFoundError) as e:

@@ -14,7 +14,8 @@ pytest.importorskip("stable_baselines3")
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "trainer_throughput.py"
 
 
-def test_trainer_throughput_prints_its_table(redis_required, tmp_path, capsys):
+def test_trainer_throughput_prints_its_table(redis_required, tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # its `env_step` import, as when it runs as a script
     spec = importlib.util.spec_from_file_location("trainer_throughput", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -22,14 +23,18 @@ def test_trainer_throughput_prints_its_table(redis_required, tmp_path, capsys):
     module.main(
         ["--updates", "3", "--ppo-steps", "512", "--train-scenes", "8", "--actors", "1"]
         + ["--groups", "2", "--group-size", "2", "--horizon", "30", "--val-scenes", "2"]
-        + ["--sizes", "0.1", "--repeats", "2", "--out", str(tmp_path), "--json", str(tmp_path / "out.json")]
+        + ["--sizes", "0.1", "--repeats", "2", "--raw-seconds", "0.2", "--set", "algorithm.step_fraction=0.5"]
+        + ["--out", str(tmp_path), "--json", str(tmp_path / "out.json")]
     )
     out = capsys.readouterr().out
     for expected in ("| GRPO async, 1 actor", "| SB3 PPO", "(policy)", "| actors | groups |", "Targets"):
         assert expected in out
+    assert "| raw engine BatchedSim.step" in out and "of the raw engine's env-steps/s" in out
     numbers = json.loads((tmp_path / "out.json").read_text())
     assert numbers["grpo"][0]["env_steps_per_s"] > 0 and numbers["ppo"]["env_steps_per_s"] > 0
     assert numbers["grpo"][0]["lag"]["groups"] >= 3 * 2
+    assert len(numbers["raw_engine"]["rates"]) == 2 and min(numbers["raw_engine"]["rates"]) > 0
+    assert "algorithm.step_fraction=0.5" in numbers["grpo"][0]["overrides"]
 
 
 def test_weight_sync_row_states_the_target_and_ratio(capsys):

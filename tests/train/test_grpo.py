@@ -48,6 +48,20 @@ def test_groups_start_from_one_identical_state(batch):
     assert np.all((b.scene_score >= 0) & (b.scene_score <= 1))
 
 
+def test_the_policy_samples_for_the_members_still_driving_only(batch, scenes):
+    policy, _ = batch
+    inner, sizes = RolloutPolicy(policy, torch.Generator().manual_seed(0)), []
+
+    def sample(obs):
+        sizes.append(len(obs))
+        return inner(obs)
+
+    env = make_group_env(2, 4, scenarios=scenes, horizon=HORIZON, reward="metrics")
+    b = collect_groups(env, sample, np.array([0, 5]), 4)
+    alive = b.mask.reshape(8, HORIZON).sum(0)  # members driving at each step
+    assert sizes == [int(a) for a in alive[: len(sizes)]] and sizes[0] == 8 and alive[len(sizes) :].sum() == 0
+
+
 def test_update_moves_probability_towards_positive_advantages(batch):
     behaviour, b = batch
     policy = _clone(behaviour)  # the fixture's policy stays the behaviour policy of `b` for other tests
