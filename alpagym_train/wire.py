@@ -5,7 +5,9 @@ A rollout stream entry has three fields:
 - ``actor``: the pushing actor's id (also inside the signed data; kept apart so that a dead-letter
   record can name the sender of an entry too broken to parse);
 - ``data``: safetensors bytes of the `GroupBatch` arrays, with ``__metadata__`` ``{format, run_id,
-  actor_id, policy_version, sent_at}``;
+  actor_id, policy_version, sent_at}``; the (N, G, T, ...) arrays stop after the longest rollout's
+  last step (what follows is padding: a few times fewer bytes than the horizon's T to sign, send and
+  check), and `decode_group` pads them back to the horizon;
 - ``mac``: the MAC of ``data`` under the run secret (`mac`).
 
 Every MAC of the trainer (rollout entries, weight blobs, the run spec) is made here: keyed BLAKE3 (the
@@ -37,7 +39,7 @@ import numpy as np
 
 from alpagym_train.rollout import GroupBatch
 
-WIRE_FORMAT = 4  # 3: GroupBatch.terminated; 4: keyed-BLAKE3 MACs (were HMAC-SHA256)
+WIRE_FORMAT = 5  # 3: GroupBatch.terminated; 4: keyed-BLAKE3 MACs (were HMAC-SHA256); 5: T trimmed
 MAC_SCHEME = "blake3"
 _KEY_CONTEXT = "AlpaGym 2026 run secret: MAC key of weights, rollout entries and run specs"
 _FLOATS = ("obs", "u", "logp", "rewards", "mask", "scene_score")
@@ -65,7 +67,7 @@ class RolloutSpec:
         obs_dim: D, observation size.
         act_dim: A, action size.
         group_size: G, rollouts per group.
-        max_steps: Upper bound of T, the padded rollout length (the env's horizon).
+        max_steps: The env's horizon: an entry's T is at most this, and decoding pads it to this.
         num_scenarios: Scenario ids must lie in [0, num_scenarios).
         max_groups: Upper bound of N, groups per entry.
     """
@@ -228,7 +230,11 @@ def encode_group(batch: GroupBatch, policy_version: int, actor_id: str, run_id: 
         "policy_version": str(int(policy_version)),
         "sent_at": repr(time.time()),
     }
-    data = save({n: np.ascontiguousarray(getattr(batch, n)) for n in _ARRAYS}, metadata=meta)
+    real = np.flatnonzero(batch.mask.reshape(-1, batch.mask.shape[-1]).any(0))
+    t = int(real[-1]) + 1 if real.size else 1  # the last real step of any rollout: the rest is padding
+    arrays = {n: getattr(batch, n) for n in _ARRAYS}
+    data = save({n: np.ascontiguousarray(a[:, :, :t] if a.ndim >= 3 else a) for n, a in arrays.items()},
+                metadata=meta)  # fmt: skip
     return {"actor": actor_id.encode(), "data": data, "mac": mac(secret, data).encode()}
 
 
@@ -245,6 +251,15 @@ def _shapes(spec: RolloutSpec, n: int, t: int) -> dict[str, tuple[str, tuple[int
         "scenario_ids": ("I64", (n,)),
         "terminated": ("F32", (n, g)),
     }
+
+
+def _padded(array: np.ndarray, steps: int) -> np.ndarray:
+    """A copy of `array`, its T axis (the third of an (N, G, T, ...) array) zero-padded to `steps`."""
+    if array.ndim < 3:
+        return np.array(array)
+    out = np.zeros((*array.shape[:2], steps, *array.shape[3:]), array.dtype)
+    out[:, :, : array.shape[2]] = array
+    return out
 
 
 def decode_group(entry_id: str, entry: Mapping[bytes, bytes], spec: RolloutSpec, run_id: str,
@@ -316,5 +331,5 @@ def decode_group(entry_id: str, entry: Mapping[bytes, bytes], spec: RolloutSpec,
     ids = arrays["scenario_ids"]
     if ids.min() < 0 or ids.max() >= spec.num_scenarios:
         raise BadEntry(f"scenario ids outside [0, {spec.num_scenarios})", actor)
-    batch = GroupBatch(**{k: np.array(v) for k, v in arrays.items()}, policy_version=version)
+    batch = GroupBatch(**{k: _padded(v, spec.max_steps) for k, v in arrays.items()}, policy_version=version)
     return ReceivedGroup(entry_id, batch, actor, sent_at)

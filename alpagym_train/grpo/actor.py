@@ -3,9 +3,11 @@
 The actor needs nothing but the Redis URL (and the run id when the server holds several runs): the
 env settings, reward, scenes, group size and policy architecture come from the run spec the learner
 publishes. Each loop it sends a heartbeat, waits while the stream is full (back-pressure), fetches
-the weights only if their version advanced, rolls out ``actors.groups_per_push`` groups with the
-current weights and pushes them as one stream entry tagged with that version. A killed actor loses
-only the group it was rolling out; nothing it pushed is lost.
+the weights only if their version advanced, rolls out until ``actors.groups_per_push`` groups have
+finished and pushes them as one stream entry tagged with the oldest weights version that acted on
+them. Its sub-envs never wait for a group to finish: one whose rollout ends starts the next member
+(`alpagym_train.rollout.GroupStream`), and members still driving at a push drive on with the weights
+fetched next. A killed actor loses only the groups it was rolling out; nothing it pushed is lost.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 from alpagym_train.exit_codes import ExitCode
 from alpagym_train.grpo.config import GRPORunConfig
 from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy
-from alpagym_train.rollout import collect_groups, make_group_env
+from alpagym_train.rollout import GroupStream, make_group_env
 from alpagym_train.threads import pin_torch_threads, share_numba_threads
 from alpagym_train.transport import BadPayload, Transport, TransportError
 
@@ -111,16 +113,18 @@ def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, rest
     env_kwargs = dict(spec["env"])
     scenes = load_suite(env_kwargs["suite"])
     scenes = scenes[: spec["train_scenes"]] if spec["train_scenes"] else scenes
-    n, g = ac.groups_per_push, int(spec["group_size"])
-    env = make_group_env(n, g, scenarios=scenes, reward=spec["reward"], **env_kwargs)
+    g = int(spec["group_size"])
+    env = make_group_env(ac.num_envs or ac.groups_per_push * g, 1, scenarios=scenes, reward=spec["reward"],
+                         **env_kwargs)  # fmt: skip
     for i in range(len(scenes) if ac.warm_scenes < 0 else min(ac.warm_scenes, len(scenes))):
         env.sim.compile(i)  # cached for the process: the groups of these scenes start at once
     policy = GaussianPolicy(PolicyConfig(**spec["policy"])).eval()
     seed = ac.seed + 1000 * (index + 1) + restart
     sampler = RolloutPolicy(policy, torch.Generator().manual_seed(seed))
     rng = np.random.default_rng(seed)
-    env.reset(options={"scenario_ids": np.zeros(n * g, dtype=np.int64)})  # compile / load kernels first
-    env.step(np.zeros((n * g, env.single_action_space.shape[0]), np.float32))
+    env.reset(options={"scenario_ids": np.zeros(env.num_envs, dtype=np.int64)})  # compile / load kernels
+    env.step(np.zeros((env.num_envs, env.single_action_space.shape[0]), np.float32))
+    stream = GroupStream(env, sampler, g, lambda: int(rng.integers(len(scenes))))
     info = {"pid": os.getpid(), "host": socket.gethostname()}
     version, last_new = None, time.monotonic()
     print(f"actor {actor_id} joined run {transport.run_id!r}", flush=True)
@@ -146,6 +150,5 @@ def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, rest
         if version is None:
             time.sleep(0.1)
             continue
-        ids = rng.choice(len(scenes), size=n, replace=len(scenes) < n)
-        batch = collect_groups(env, sampler, ids, g)
-        transport.push_group(batch, version, actor_id)
+        batch = stream.collect(ac.groups_per_push, version)
+        transport.push_group(batch, batch.policy_version, actor_id)

@@ -69,7 +69,13 @@ class ActorsConf:
 
     Attributes:
         num: Actor processes started by ``role=all`` (``role=actor`` starts one).
-        groups_per_push: Groups each actor rolls out at once and pushes as one stream entry.
+        groups_per_push: Finished groups each actor pushes as one stream entry (1: each group as soon
+            as it finishes, the freshest).
+        num_envs: Sub-envs each actor steps at once (0: ``groups_per_push * learner.group_size``). A
+            sub-env whose rollout ends starts the next group member at once, so the number need not
+            be a multiple of the group size. More sub-envs share the per-step costs (the policy's
+            forward pass, the Python around the kernel) among more env-steps, but keep more groups
+            in flight, and so older: about ``num_envs / group_size`` per actor.
         max_queue: Back-pressure: an actor waits while more stream entries than this wait unread.
         heartbeat_ttl_s: An actor whose heartbeat is older than this counts as dead.
         idle_timeout_s: An actor exits when no new weights appear for this long (a learner gone for good).
@@ -84,8 +90,9 @@ class ActorsConf:
     """
 
     num: int = 2
-    groups_per_push: int = 4
-    max_queue: int = 2
+    groups_per_push: int = 1
+    num_envs: int = 16
+    max_queue: int = 4
     heartbeat_ttl_s: float = 15.0
     idle_timeout_s: float = 300.0
     max_restarts: int = 10
@@ -186,6 +193,7 @@ class GRPORunConfig:
             "actors.num": self.actors.num,
             "actors.max_queue": self.actors.max_queue,
             "actors.numba_threads": self.actors.numba_threads,
+            "actors.num_envs": self.actors.num_envs,
         }
         for name, value in non_negative.items():
             if value < 0:

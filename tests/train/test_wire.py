@@ -117,3 +117,22 @@ def test_weights_of_an_older_format_or_a_wrong_key_are_refused(redis_server, raw
     ):
         t.fetch_weights()
     t.close(), other.close()
+
+
+def test_entries_stop_after_the_longest_rollout_and_decode_to_the_horizon():
+    batch = make_batch(t=50)
+    batch.mask[:] = 0.0
+    batch.mask[:, :, :9] = 1.0
+    batch.mask[1, 2, :13] = 1.0  # the longest rollout: 13 steps
+    for name in ("obs", "u", "logp", "rewards"):
+        getattr(batch, name)[batch.mask == 0] = 0.0  # padding is zeros
+    spec = RolloutSpec(obs_dim=5, act_dim=2, group_size=4, max_steps=50, num_scenarios=1000)
+    fields_ = encode_group(batch, 0, "a", "run", SECRET)
+    from safetensors.numpy import load
+
+    sent = load(fields_["data"])
+    assert sent["obs"].shape == (2, 4, 13, 5) and sent["mask"].shape == (2, 4, 13)  # 13 of 50 steps
+    assert sent["scene_score"].shape == (2, 4)
+    got = decode_group("1-0", {k.encode(): v for k, v in fields_.items()}, spec, "run", SECRET, 0).batch
+    for name in ("obs", "u", "logp", "rewards", "mask", "scene_score", "scenario_ids", "terminated"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(batch, name), err_msg=name)
