@@ -70,6 +70,7 @@ def main() -> None:
         run += ["learner.min_actors=2"]  # start training once both machines' actors are up
         learner = grpo("topology=learner", f"redis.url={url}", *run, *small, cwd=machines["A"], env=private)
         actor = ("topology=actor", f"redis.url={url}", "actors.numba_threads=1", "actors.groups_per_push=1")
+        actor += ("actors.num_envs=4",) if args.quick else ()  # one group in flight: both actors take turns
         actors = [grpo(*actor, cwd=machines[m], env=private) for m in ("B", "C")]
         code = learner.wait()
         for a in actors:  # they exit by themselves once the learner is done; not if it failed

@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import os
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -186,6 +187,7 @@ class BatchedSim:
         # Per-scene episode end: the horizon, or the last step of a scene whose log is shorter.
         self.episode_steps = np.full(b, config.horizon, dtype=np.int64)
         self._warned_short_log = False
+        self._fitting: weakref.WeakSet[CompiledScene] = weakref.WeakSet()  # scenes the buffers hold
         self.params = (
             config.dynamics.to_array(),
             config.agents.to_array(),
@@ -271,38 +273,41 @@ class BatchedSim:
         cs = self.compile(index, controlled)
         if len(cs.routes) != self.num_controlled:
             raise ValueError(f"scene needs {self.num_controlled} controlled agents, got {len(cs.routes)}")
-        sc, n = self.scene, cs.num_agents
+        if cs not in self._fitting:
+            self._make_room(cs)
+        sc, rt, n = self.scene, self.routes, cs.num_agents
         # Slots n.. keep stale data: every kernel reads only the first n_agents[b] slots.
         sc["log"][b, :, :n], sc["log_valid"][b, :, :n], sc["log_s"][b, :, :n] = cs.log, cs.log_valid, cs.log_s
         sc["size"][b, :n] = cs.size
         sc["n_agents"][b] = n
-        self._grow(sc, "edges", {1: cs.edges.shape[0]})[b, : cs.edges.shape[0]] = cs.edges
+        sc["edges"][b, : cs.edges.shape[0]] = cs.edges
         meta, start, items = cs.edge_grid
         sc["edge_grid"][b] = meta
-        self._grow(sc, "edge_cells", {1: start.shape[0]})[b, : start.shape[0]] = start
-        self._grow(sc, "edge_items", {1: items.shape[0]})[b, : items.shape[0]] = items
-        lights = self._grow(sc, "lights", {1: cs.lights.shape[0]})
-        lights[b] = 0
-        lights[b, : cs.lights.shape[0]] = cs.lights
-        rt = self.routes
+        sc["edge_cells"][b, : start.shape[0]] = start
+        sc["edge_items"][b, : items.shape[0]] = items
+        sc["lights"][b] = 0
+        sc["lights"][b, : cs.lights.shape[0]] = cs.lights
         for c, r in enumerate(cs.routes):
-            nb = r.edge_bins.shape[0]
-            self._grow(rt, "route", {2: r.route.shape[0]})[b, c, : r.route.shape[0]] = r.route
-            rt["n_route"][b, c] = r.route.shape[0]
-            self._grow(rt, "edges", {2: r.edges.shape[0]})[b, c, : r.edges.shape[0]] = r.edges
-            self._grow(rt, "edge_bins", {2: nb})[b, c, :nb] = r.edge_bins
-            self._grow(rt, "lanes", {2: r.lanes.shape[0]})[b, c, : r.lanes.shape[0]] = r.lanes
-            self._grow(rt, "lane_bins", {2: nb})[b, c, :nb] = r.lane_bins
+            nb, nr, nl, ns = (
+                r.edge_bins.shape[0],
+                r.route.shape[0],
+                r.lane_route.shape[0],
+                r.lane_stops.shape[0],
+            )
+            rt["route"][b, c, :nr] = r.route
+            rt["route_map"][b, c, :nr] = r.route_map
+            rt["n_route"][b, c] = nr
+            rt["edges"][b, c, : r.edges.shape[0]] = r.edges
+            rt["edge_bins"][b, c, :nb] = r.edge_bins
+            rt["lanes"][b, c, : r.lanes.shape[0]] = r.lanes
+            rt["lane_bins"][b, c, :nb] = r.lane_bins
             rt["n_bins"][b, c] = nb - 1
-            self._grow(rt, "stops", {2: r.stops.shape[0]})[b, c, : r.stops.shape[0]] = r.stops
+            rt["stops"][b, c, : r.stops.shape[0]] = r.stops
             rt["n_stops"][b, c] = r.stops.shape[0]
             rt["gt"][b, c] = r.s_start, r.log_length
-            nl = r.lane_route.shape[0]
-            self._grow(rt, "lane_route", {2: nl})[b, c, :nl] = r.lane_route
+            rt["lane_route"][b, c, :nl] = r.lane_route
             rt["n_lane_route"][b, c] = nl
-            self._grow(rt, "route_map", {2: r.route.shape[0]})[b, c, : r.route.shape[0]] = r.route_map
-            ns = r.lane_stops.shape[0]
-            self._grow(rt, "lane_stops", {2: ns})[b, c, :ns] = r.lane_stops
+            rt["lane_stops"][b, c, :ns] = r.lane_stops
             rt["n_lane_stops"][b, c] = ns
         self.scenario_index[b] = index
         self.compiled[b] = cs
@@ -316,6 +321,24 @@ class BatchedSim:
                 stacklevel=2,
             )
         self._key[b] = (index, controlled)
+
+    def _make_room(self, cs: CompiledScene) -> None:
+        """Grows the scene and route buffers that are too small for `cs` (they never shrink, so a
+        scene that fits once always fits: `load` checks each compiled scene once)."""
+        sc, rt = self.scene, self.routes
+        self._grow(sc, "edges", {1: cs.edges.shape[0]})
+        self._grow(sc, "edge_cells", {1: cs.edge_grid[1].shape[0]})
+        self._grow(sc, "edge_items", {1: cs.edge_grid[2].shape[0]})
+        self._grow(sc, "lights", {1: cs.lights.shape[0]})
+        for r in cs.routes:
+            nb = r.edge_bins.shape[0]
+            for name, size in (("route", r.route.shape[0]), ("route_map", r.route.shape[0]),
+                               ("edges", r.edges.shape[0]), ("edge_bins", nb), ("lanes", r.lanes.shape[0]),
+                               ("lane_bins", nb), ("stops", r.stops.shape[0]),
+                               ("lane_route", r.lane_route.shape[0]),
+                               ("lane_stops", r.lane_stops.shape[0])):  # fmt: skip
+                self._grow(rt, name, {2: size})
+        self._fitting.add(cs)
 
     def _tuples(self):
         if self._kernel_args is None:
