@@ -25,13 +25,16 @@ One process, one run, one table:
 3. Weight publish + fetch latency (`weight_sync_latency`) for `--sizes` MB and the policy's own size,
    and the learner's publish time (``sync_ms``) in the GRPO runs.
 4. The policy lag of every group the learner trained on (``policy_lag_counts`` summed over records).
+5. The CPU cost of one env-step in each part, one thread each (`cost_per_env_step`): the engine, the
+   policy's sampling and the rest of an actor's rollout, and the learner's update; and the ceiling
+   they put on the learner's env-steps/s on this machine's cores, as a share of the raw engine.
 
 The machine's other load shifts every number: compare rows of one run only. The raw engine's two
 Numba threads suffer most from another busy process (their barriers wait for a descheduled thread),
 so every rate is printed and the fastest is the reference.
 
 Usage: python benchmarks/trainer_throughput.py [--updates 60] [--ppo-steps 24576] [--train-scenes 200]
-    [--actors 1 2] [--sizes 0.1 1 10] [--raw-seconds 2] [--set algorithm.step_fraction=1.0 ...]
+    [--actors 1 2] [--sizes 0.1 1 10] [--raw-seconds 2] [--cost-seconds 6] [--set KEY=VALUE ...]
     [--json out.json] [--out DIR]
 """
 
@@ -171,6 +174,75 @@ def run_grpo(args, actors: int, init: Path, out: Path) -> dict[str, Any]:
         "wall_seconds": wall,
         "overrides": overrides,
     }
+
+
+def cost_per_env_step(args, init: Path, seconds: float) -> dict[str, float]:
+    """CPU microseconds per env-step of each part of the trainer, one thread each, in this process.
+
+    An actor's rollout (`GroupStream` at the run's ``actors.num_envs``, the init policy, 1 Numba and
+    1 torch thread) is timed for `seconds`, split into the engine (`BatchedSim.step`), the policy's
+    sampling and the rest (the vector env's Python, scene loads and resets, the stream's
+    bookkeeping); then the learner's update (`make_updater` on the run's algorithm config) on the
+    groups it produced, ``--groups`` a batch. With the cores shared by nothing else, the trainer
+    cannot consume more than ``cores / (rollout + update)`` env-steps/s (less Redis and the wire).
+    """
+    import numba
+    import torch
+
+    from alpagym_env.scenarios import load_suite
+    from alpagym_train.algorithm import make_updater
+    from alpagym_train.grpo.config import compose
+    from alpagym_train.policy import RolloutPolicy, load
+    from alpagym_train.rollout import GroupStream, make_group_env
+    from alpagym_train.sync import set_log_std
+    from alpagym_train.threads import pin_torch_threads
+
+    cfg = compose([f"learner.init={init}", f"learner.group_size={args.group_size}", *args.set])
+    pin_torch_threads(1)
+    numba.set_num_threads(1)
+    policy, _ = load(init)
+    if cfg.learner.log_std is not None:
+        set_log_std(policy, cfg.learner.log_std)
+    scenes = load_suite("train")[: args.train_scenes] if args.train_scenes else load_suite("train")
+    envs = cfg.actors.num_envs or cfg.actors.groups_per_push * args.group_size
+    env = make_group_env(envs, 1, scenarios=scenes, reward="metrics", horizon=args.horizon)
+    for i in range(len(scenes)):
+        env.sim.compile(i)
+    timers = {"engine": 0.0, "sample": 0.0}
+
+    def timed(name, fn):
+        def call(*a):
+            t = time.perf_counter()
+            out = fn(*a)
+            timers[name] += time.perf_counter() - t
+            return out
+
+        return call
+
+    rng = np.random.default_rng(0)
+    sampler = timed("sample", RolloutPolicy(policy, torch.Generator().manual_seed(0)))
+    stream = GroupStream(env, sampler, args.group_size, lambda: int(rng.integers(len(scenes))))
+    stream.collect(args.groups)  # kernels, first loads
+    env.sim.step = timed("engine", env.sim.step)
+    timers.update(engine=0.0, sample=0.0)
+    batches, steps, t0 = [], 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or len(batches) < 3:
+        batches.append(stream.collect(args.groups))
+        steps += batches[-1].steps
+    rollout = time.perf_counter() - t0
+    updater = make_updater(policy, cfg.grpo_config(), seed=0)
+    updater.update(batches[0])
+    t0 = time.perf_counter()
+    for b in batches[1:]:
+        updater.update(b)
+    update = (time.perf_counter() - t0) / sum(b.steps for b in batches[1:])
+    us = {k: v / steps * 1e6 for k, v in timers.items()}
+    us["actor_rest"] = rollout / steps * 1e6 - us["engine"] - us["sample"]
+    us["update"] = update * 1e6
+    us["total"] = rollout / steps * 1e6 + us["update"]
+    us["num_envs"] = envs
+    us["mean_episode_steps"] = steps / sum(b.mask.shape[0] * b.mask.shape[1] for b in batches)
+    return us
 
 
 def run_ppo(args, out: Path) -> dict[str, Any]:
@@ -320,6 +392,36 @@ def report(
             f"{verdict(p50 <= TARGET_LAG_P50)}  policy-lag median <= {TARGET_LAG_P50:g} "
             f"with {g['actors']} actor(s): {p50:g}"
         )
+    cost = getattr(args, "cost", None)
+    if cost:
+        cores = os.cpu_count() or 1
+        ceiling = cores * 1e6 / cost["total"]
+        print(
+            f"\nCPU cost per env-step, one thread each ({cost['num_envs']:g} sub-envs per actor, the init "
+            f"policy's episodes {cost['mean_episode_steps']:.0f} steps on average)"
+        )
+        print("| part | us per env-step | share |")
+        print("|---|---|---|")
+        parts = {
+            "engine (BatchedSim.step)": cost["engine"],
+            "policy sampling": cost["sample"],
+            "rest of the actor (vector env, resets, stream)": cost["actor_rest"],
+            "learner update": cost["update"],
+        }
+        for name, v in parts.items():
+            print(f"| {name} | {v:.1f} | {v / cost['total']:.0%} |")
+        print(f"| all | {cost['total']:.1f} | 100% |")
+        share = f"{ceiling / raw['env_steps_per_s']:.0%} of the raw engine" if raw else ""
+        print(
+            f"ceiling on {cores} cores without Redis and the wire: {ceiling:,.0f} env-steps/s {share}; "
+            f"{TARGET_RAW_SHARE:.0%} of the raw engine would need "
+            + (
+                f"{cores * 1e6 / (TARGET_RAW_SHARE * raw['env_steps_per_s']):.1f} us per env-step"
+                if raw
+                else "-"
+            )
+        )
+
     print("\nTargets")
     print("\n".join(targets))
     return targets
@@ -339,6 +441,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.1, 1.0, 10.0], help="weight MB")
     parser.add_argument("--repeats", type=int, default=20, help="publish + fetch repetitions per size")
     parser.add_argument("--raw-seconds", type=float, default=2.0, help="raw engine seconds, before and after")
+    parser.add_argument(
+        "--cost-seconds", type=float, default=6.0, help="rollout seconds of the cost split (0: none)"
+    )
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="GRPO Hydra overrides")
     parser.add_argument("--json", help="also write the numbers to this file")
     parser.add_argument("--out", help="run directories go here (default: a temporary directory)")
@@ -361,6 +466,7 @@ def main(argv: list[str] | None = None) -> None:
         from alpagym_train.transport import weight_sync_latency
 
         sync = weight_sync_latency(sorted({*args.sizes, policy_mb}), args.repeats)
+        args.cost = cost_per_env_step(args, init, args.cost_seconds) if args.cost_seconds else None
         targets = report(args, grpo, ppo, sync, policy_mb, raw)
     finally:
         if tmp is not None:
@@ -374,6 +480,7 @@ def main(argv: list[str] | None = None) -> None:
             "ppo": ppo,
             "weight_sync": sync,
             "policy_mb": policy_mb,
+            "cost_us_per_env_step": args.cost,
             "targets": targets,
         }
         Path(args.json).write_text(json.dumps(numbers, indent=2))

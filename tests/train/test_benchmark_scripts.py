@@ -23,7 +23,8 @@ def test_trainer_throughput_prints_its_table(redis_required, tmp_path, capsys, m
     module.main(
         ["--updates", "3", "--ppo-steps", "512", "--train-scenes", "8", "--actors", "1"]
         + ["--groups", "2", "--group-size", "2", "--horizon", "30", "--val-scenes", "2"]
-        + ["--sizes", "0.1", "--repeats", "2", "--raw-seconds", "0.2", "--set", "algorithm.step_fraction=0.5"]
+        + ["--sizes", "0.1", "--repeats", "2", "--raw-seconds", "0.2", "--cost-seconds", "0.3"]
+        + ["--set", "algorithm.step_fraction=0.5"]
         + ["--out", str(tmp_path), "--json", str(tmp_path / "out.json")]
     )
     out = capsys.readouterr().out
@@ -35,6 +36,11 @@ def test_trainer_throughput_prints_its_table(redis_required, tmp_path, capsys, m
     assert numbers["grpo"][0]["lag"]["groups"] >= 3 * 2
     assert len(numbers["raw_engine"]["rates"]) == 2 and min(numbers["raw_engine"]["rates"]) > 0
     assert "algorithm.step_fraction=0.5" in numbers["grpo"][0]["overrides"]
+    cost = numbers["cost_us_per_env_step"]  # the split adds up, and names the ceiling it puts on the trainer
+    assert min(cost["engine"], cost["sample"], cost["update"]) > 0
+    parts = cost["engine"] + cost["sample"] + cost["actor_rest"] + cost["update"]
+    assert abs(parts - cost["total"]) < 1e-6 * cost["total"]
+    assert "CPU cost per env-step" in out and "ceiling on" in out
 
 
 def test_weight_sync_row_states_the_target_and_ratio(capsys):
