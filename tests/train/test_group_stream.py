@@ -113,3 +113,11 @@ def test_bad_settings_are_refused(scenes):
     with pytest.raises(ValueError, match="group_size must be >= 1"):
         GroupStream(env, Recorder(obs_dim, fixed=True), 0, lambda: 0)
     assert AutoresetMode.DISABLED == env.autoreset_mode
+
+
+def test_actor_sub_env_count_is_checked():
+    from alpagym_train.grpo.config import from_plain
+
+    with pytest.raises(ValueError, match="actors.num_envs must be >= 0, got -1"):
+        from_plain({"actors": {"num_envs": -1}})
+    assert from_plain({"actors": {"num_envs": 0}}).actors.num_envs == 0  # 0: groups_per_push x group_size
