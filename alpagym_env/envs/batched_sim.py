@@ -42,7 +42,7 @@ from alpagym_env.sim import controller, engine
 from alpagym_env.sim.dynamics import NUM_STATE
 from alpagym_env.sim.measure import NUM_TRACK, TR_CUT_STEPS
 from alpagym_env.sim.observation import obs_params, obs_size
-from alpagym_env.sim.scene import CompiledScene, compile_scene
+from alpagym_env.sim.scene import CompiledScene, RouteData, compile_scene
 
 SCENE_FIELDS = (
     "log",
@@ -88,6 +88,27 @@ def _fit(arr: np.ndarray, axis_sizes: dict[int, int]) -> np.ndarray:
     new = np.zeros(shape, dtype=arr.dtype)
     new[tuple(slice(0, s) for s in arr.shape)] = arr
     return new
+
+
+def _scene_arrays(cs: CompiledScene) -> tuple[tuple[str, np.ndarray], ...]:
+    """The scene buffers `BatchedSim.load` fills from `cs`, by name, each along its axis 1."""
+    _, start, items = cs.edge_grid
+    return (("edges", cs.edges), ("edge_cells", start), ("edge_items", items), ("lights", cs.lights))
+
+
+def _route_arrays(r: RouteData) -> tuple[tuple[str, np.ndarray], ...]:
+    """The route buffers `BatchedSim.load` fills from one controlled slot's route, along axis 2."""
+    return (
+        ("route", r.route),
+        ("route_map", r.route_map),
+        ("edges", r.edges),
+        ("edge_bins", r.edge_bins),
+        ("lanes", r.lanes),
+        ("lane_bins", r.lane_bins),
+        ("stops", r.stops),
+        ("lane_route", r.lane_route),
+        ("lane_stops", r.lane_stops),
+    )
 
 
 # Compiled scenes of named suites, shared by every `BatchedSim` of the process (LRU, by count).
@@ -280,35 +301,19 @@ class BatchedSim:
         sc["log"][b, :, :n], sc["log_valid"][b, :, :n], sc["log_s"][b, :, :n] = cs.log, cs.log_valid, cs.log_s
         sc["size"][b, :n] = cs.size
         sc["n_agents"][b] = n
-        sc["edges"][b, : cs.edges.shape[0]] = cs.edges
-        meta, start, items = cs.edge_grid
-        sc["edge_grid"][b] = meta
-        sc["edge_cells"][b, : start.shape[0]] = start
-        sc["edge_items"][b, : items.shape[0]] = items
+        sc["edge_grid"][b] = cs.edge_grid[0]
         sc["lights"][b] = 0
-        sc["lights"][b, : cs.lights.shape[0]] = cs.lights
+        for name, arr in _scene_arrays(cs):
+            sc[name][b, : arr.shape[0]] = arr
         for c, r in enumerate(cs.routes):
-            nb, nr, nl, ns = (
-                r.edge_bins.shape[0],
-                r.route.shape[0],
-                r.lane_route.shape[0],
-                r.lane_stops.shape[0],
-            )
-            rt["route"][b, c, :nr] = r.route
-            rt["route_map"][b, c, :nr] = r.route_map
-            rt["n_route"][b, c] = nr
-            rt["edges"][b, c, : r.edges.shape[0]] = r.edges
-            rt["edge_bins"][b, c, :nb] = r.edge_bins
-            rt["lanes"][b, c, : r.lanes.shape[0]] = r.lanes
-            rt["lane_bins"][b, c, :nb] = r.lane_bins
-            rt["n_bins"][b, c] = nb - 1
-            rt["stops"][b, c, : r.stops.shape[0]] = r.stops
+            for name, arr in _route_arrays(r):
+                rt[name][b, c, : arr.shape[0]] = arr
+            rt["n_route"][b, c] = r.route.shape[0]
+            rt["n_bins"][b, c] = r.edge_bins.shape[0] - 1
             rt["n_stops"][b, c] = r.stops.shape[0]
+            rt["n_lane_route"][b, c] = r.lane_route.shape[0]
+            rt["n_lane_stops"][b, c] = r.lane_stops.shape[0]
             rt["gt"][b, c] = r.s_start, r.log_length
-            rt["lane_route"][b, c, :nl] = r.lane_route
-            rt["n_lane_route"][b, c] = nl
-            rt["lane_stops"][b, c, :ns] = r.lane_stops
-            rt["n_lane_stops"][b, c] = ns
         self.scenario_index[b] = index
         self.compiled[b] = cs
         self.episode_steps[b] = cs.steps
@@ -325,19 +330,11 @@ class BatchedSim:
     def _make_room(self, cs: CompiledScene) -> None:
         """Grows the scene and route buffers that are too small for `cs` (they never shrink, so a
         scene that fits once always fits: `load` checks each compiled scene once)."""
-        sc, rt = self.scene, self.routes
-        self._grow(sc, "edges", {1: cs.edges.shape[0]})
-        self._grow(sc, "edge_cells", {1: cs.edge_grid[1].shape[0]})
-        self._grow(sc, "edge_items", {1: cs.edge_grid[2].shape[0]})
-        self._grow(sc, "lights", {1: cs.lights.shape[0]})
+        for name, arr in _scene_arrays(cs):
+            self._grow(self.scene, name, {1: arr.shape[0]})
         for r in cs.routes:
-            nb = r.edge_bins.shape[0]
-            for name, size in (("route", r.route.shape[0]), ("route_map", r.route.shape[0]),
-                               ("edges", r.edges.shape[0]), ("edge_bins", nb), ("lanes", r.lanes.shape[0]),
-                               ("lane_bins", nb), ("stops", r.stops.shape[0]),
-                               ("lane_route", r.lane_route.shape[0]),
-                               ("lane_stops", r.lane_stops.shape[0])):  # fmt: skip
-                self._grow(rt, name, {2: size})
+            for name, arr in _route_arrays(r):
+                self._grow(self.routes, name, {2: arr.shape[0]})
         self._fitting.add(cs)
 
     def _tuples(self):
