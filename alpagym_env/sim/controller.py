@@ -29,6 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from alpagym_env.sim.builds import serial_and_parallel
 from alpagym_env.sim.dynamics import (
     ACC,
     FRONT_GRIP,
@@ -364,8 +365,7 @@ def track_batch(actions, agent, dyn_p, cp, dt, work, cmds, flags):
             cmds[b, c, 0], cmds[b, c, 1], flags[b, c] = a, steer, f
 
 
-track_batch_serial = njit(cache=True)(track_batch)
-track_batch = njit(parallel=True, cache=True)(track_batch)
+track_batch_serial, track_batch = serial_and_parallel(track_batch)
 
 
 def controller_params(trajectory, controller, dt: float = 0.1) -> np.ndarray:

@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from alpagym_env import metrics as M
 from alpagym_env.sim.agents import idm_step, replay_step, set_from_log
+from alpagym_env.sim.builds import serial_and_parallel
 from alpagym_env.sim.controller import track as track_trajectory
 from alpagym_env.sim.dynamics import ACC, P_MAX_ACC, P_MAX_BRAKE, P_MAX_STEER, STEER, dynamic_step
 from alpagym_env.sim.geometry import wrap_angle
@@ -294,7 +295,5 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
 # serial for small ones, where waking a thread pool costs more than it saves (and, on a busy machine,
 # can stall a step for a whole scheduler time slice).
 PARALLEL_MIN_SCENES = 8
-step_batch_serial = njit(cache=True)(step_batch)
-reset_batch_serial = njit(cache=True)(reset_batch)
-step_batch = njit(parallel=True, cache=True)(step_batch)
-reset_batch = njit(parallel=True, cache=True)(reset_batch)
+step_batch_serial, step_batch = serial_and_parallel(step_batch)
+reset_batch_serial, reset_batch = serial_and_parallel(reset_batch)
