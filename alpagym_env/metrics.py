@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,7 @@ def scene_score(at_fault: bool, offroad: bool, progress: float, log_length: floa
         progress: Route progress as a fraction of the logged path length.
         log_length: Length of the logged path, m; a log moving < 5 m gives full progress credit.
     """
-    if at_fault or offroad:
-        return 0.0
-    if log_length < STATIC_LOG_DISTANCE:
-        return 1.0
-    return float(min(np.clip(progress, 0.0, 1.0) / PROGRESS_SATURATION, 1.0))
+    return _scene_score(bool(at_fault), bool(offroad), float(progress), float(log_length))
 
 
 def scene_score_strict(
@@ -169,70 +166,100 @@ def scene_score_strict(
     return 0.0 if ran_red else scene_score(at_fault, offroad, progress, log_length)
 
 
+@njit(cache=True)
+def _scene_score(at_fault, offroad, progress, log_length):
+    if at_fault or offroad:
+        return 0.0
+    if log_length < STATIC_LOG_DISTANCE:
+        return 1.0
+    return min(min(max(progress, 0.0), 1.0) / PROGRESS_SATURATION, 1.0)
+
+
+@njit(cache=True)
+def _flag(event):
+    return 1.0 if event else 0.0
+
+
+# The named episode metrics, in the row order of `episode_metric_table`'s output.
+EPISODE_METRICS = (
+    "collision_any", "collision_front", "collision_rear", "collision_lateral", "collision_at_fault",
+    "offroad", "wrong_lane", "ran_red_light", "route_complete", "progress", "dist_to_gt_trajectory",
+    "dist_to_gt_location", "mean_dist_to_gt", "left_corridor", "ttc_violation", "dist_traveled_m",
+    "mean_speed", "max_abs_jerk", "comfort", "mean_lane_deviation", "steps", "cut_step", "log_length_m",
+    "scene_score", "scene_score_strict", "incidents", "incidents_at_fault", "km",
+)  # fmt: skip
+
+
+@njit(cache=True)
+def episode_metric_table(acc, steps, cut_step, log_length, ids, out):
+    """Turns controlled agents' accumulators into their episodes' named closed-loop metrics.
+
+    Args:
+        acc: (B, NUM_CHANNELS, 3) sum, max and last of each channel over the uncut steps.
+        steps: (B,) int steps each episode ran.
+        cut_step: (B,) steps aggregated before the cut (== steps when never cut).
+        log_length: (B,) length of the logged path over the horizon, m.
+        ids: (k,) int rows of the above to turn into metrics.
+        out: (len(EPISODE_METRICS), B) float64; column ``ids[j]`` receives row ``ids[j]``'s metrics, by
+            `EPISODE_METRICS` order, all over the uncut part of the episode:
+
+            - event flags (1 if the event happened at any step): ``collision_*``, ``offroad``,
+              ``wrong_lane``, ``ran_red_light``, ``route_complete``, ``ttc_violation``, ``left_corridor``
+              (>= 4 m from the logged path: the cut, a hard failure in recent AlpaSim, not in the scene
+              score here);
+            - ``progress``: the last step's route progress (AlpaSim ``progress_rel_to_total``);
+            - ``dist_to_gt_trajectory``: largest distance to the logged path, m (AlpaSim, MAX over time);
+              ``dist_to_gt_location``: largest and ``mean_dist_to_gt`` mean distance to the logged
+              position at the same time, m;
+            - ``dist_traveled_m``, ``mean_speed``, ``max_abs_jerk``, ``mean_lane_deviation``;
+            - ``comfort``: fraction of steps passing all six raw per-step comfort checks;
+            - ``scene_score`` (`scene_score`, AlpaSim parity) and ``scene_score_strict``
+              (`scene_score_strict`, also 0 after a red-light violation);
+            - km-per-incident inputs: ``km`` driven, ``incidents`` (any collision or off-road, AlpaSim's
+              ``offroad_or_collision``) and ``incidents_at_fault`` (at-fault collision or off-road);
+              see `km_per_incident`.
+    """
+    for b in ids:
+        a = acc[b]
+        n = max(cut_step[b], 1.0)
+        hit = a[:, ACC_MAX] > 0
+        mx, sm = a[:, ACC_MAX], a[:, ACC_SUM]
+        at_fault, offroad, ran_red = hit[COLLISION_AT_FAULT], hit[OFFROAD], hit[RAN_RED_LIGHT]
+        progress = a[PROGRESS, ACC_LAST]
+        score = _scene_score(at_fault, offroad, progress, log_length[b])
+        values = (
+            _flag(hit[COLLISION_ANY]), _flag(hit[COLLISION_FRONT]), _flag(hit[COLLISION_REAR]),
+            _flag(hit[COLLISION_LATERAL]), _flag(at_fault), _flag(offroad), _flag(hit[WRONG_WAY]),
+            _flag(ran_red), _flag(hit[ROUTE_COMPLETE]), progress, mx[LANE_DEVIATION], mx[DIST_TO_GT],
+            sm[DIST_TO_GT] / n, _flag(mx[LANE_DEVIATION] >= CUT_DISTANCE), _flag(hit[TTC_VIOLATION]),
+            sm[DIST_TRAVELED], sm[SPEED] / n, mx[JERK], 1.0 - sm[COMFORT_VIOLATION] / n,
+            sm[LANE_DEVIATION] / n, float(steps[b]), float(cut_step[b]), float(log_length[b]),
+            score, 0.0 if ran_red else score, _flag(hit[COLLISION_ANY] or offroad),
+            _flag(at_fault or offroad), sm[DIST_TRAVELED] / 1000.0,
+        )  # fmt: skip
+        for i in range(len(values)):
+            out[i, b] = values[i]
+
+
 def episode_metrics(acc: np.ndarray, steps: int, cut_step: int, log_length: float) -> dict[str, float]:
-    """Turns one controlled agent's accumulators into the episode's named closed-loop metrics.
+    """One controlled agent's `episode_metric_table`, by name.
 
     Args:
         acc: (NUM_CHANNELS, 3) sum, max and last of each channel over the uncut steps.
         steps: Steps the episode ran.
         cut_step: Steps aggregated before the cut (== steps when never cut).
         log_length: Length of the logged path over the horizon, m.
-
-    Returns:
-        Metrics by name, all over the uncut part of the episode:
-
-        - event flags (1 if the event happened at any step): ``collision_*``, ``offroad``, ``wrong_lane``,
-          ``ran_red_light``, ``route_complete``, ``ttc_violation``, ``left_corridor`` (>= 4 m from the
-          logged path: the cut, a hard failure in recent AlpaSim, not in the scene score here);
-        - ``progress``: the last step's route progress (AlpaSim ``progress_rel_to_total``);
-        - ``dist_to_gt_trajectory``: largest distance to the logged path, m (AlpaSim, MAX over time);
-          ``dist_to_gt_location``: largest and ``mean_dist_to_gt`` mean distance to the logged position
-          at the same time, m;
-        - ``dist_traveled_m``, ``mean_speed``, ``max_abs_jerk``, ``mean_lane_deviation``;
-        - ``comfort``: fraction of steps passing all six raw per-step comfort checks;
-        - ``scene_score`` (`scene_score`, AlpaSim parity) and ``scene_score_strict``
-          (`scene_score_strict`, also 0 after a red-light violation);
-        - km-per-incident inputs: ``km`` driven, ``incidents`` (any collision or off-road, AlpaSim's
-          ``offroad_or_collision``) and ``incidents_at_fault`` (at-fault collision or off-road); see
-          `km_per_incident`.
     """
-    n = max(cut_step, 1)
-    mx, sm, last = acc[:, ACC_MAX], acc[:, ACC_SUM], acc[:, ACC_LAST]
-    at_fault = bool(mx[COLLISION_AT_FAULT] > 0)
-    offroad = bool(mx[OFFROAD] > 0)
-    out = {
-        "collision_any": float(mx[COLLISION_ANY] > 0),
-        "collision_front": float(mx[COLLISION_FRONT] > 0),
-        "collision_rear": float(mx[COLLISION_REAR] > 0),
-        "collision_lateral": float(mx[COLLISION_LATERAL] > 0),
-        "collision_at_fault": float(at_fault),
-        "offroad": float(offroad),
-        "wrong_lane": float(mx[WRONG_WAY] > 0),
-        "ran_red_light": float(mx[RAN_RED_LIGHT] > 0),
-        "route_complete": float(mx[ROUTE_COMPLETE] > 0),
-        "progress": float(last[PROGRESS]),
-        "dist_to_gt_trajectory": float(mx[LANE_DEVIATION]),
-        "dist_to_gt_location": float(mx[DIST_TO_GT]),
-        "mean_dist_to_gt": float(sm[DIST_TO_GT] / n),
-        "left_corridor": float(mx[LANE_DEVIATION] >= CUT_DISTANCE),
-        "ttc_violation": float(mx[TTC_VIOLATION] > 0),
-        "dist_traveled_m": float(sm[DIST_TRAVELED]),
-        "mean_speed": float(sm[SPEED] / n),
-        "max_abs_jerk": float(mx[JERK]),
-        "comfort": float(1.0 - sm[COMFORT_VIOLATION] / n),
-        "mean_lane_deviation": float(sm[LANE_DEVIATION] / n),
-        "steps": float(steps),
-        "cut_step": float(cut_step),
-        "log_length_m": float(log_length),
-    }
-    out["scene_score"] = scene_score(at_fault, offroad, out["progress"], log_length)
-    out["scene_score_strict"] = scene_score_strict(
-        at_fault, offroad, out["ran_red_light"] > 0, out["progress"], log_length
+    out = np.zeros((len(EPISODE_METRICS), 1))
+    episode_metric_table(
+        np.asarray(acc, dtype=np.float64)[None],
+        np.array([steps], dtype=np.int64),
+        np.array([cut_step], dtype=np.float64),
+        np.array([log_length], dtype=np.float64),
+        np.zeros(1, dtype=np.int64),
+        out,
     )
-    out["incidents"] = float(out["collision_any"] > 0 or offroad)
-    out["incidents_at_fault"] = float(at_fault or offroad)
-    out["km"] = out["dist_traveled_m"] / 1000.0
-    return out
+    return dict(zip(EPISODE_METRICS, out[:, 0].tolist(), strict=True))
 
 
 def km_per_incident(km: np.ndarray, incidents: np.ndarray) -> float:
@@ -245,6 +272,3 @@ def km_per_incident(km: np.ndarray, incidents: np.ndarray) -> float:
     if total == 0.0:
         return float("inf") if total_km > 0.0 else float("nan")
     return total_km / total
-
-
-EPISODE_METRICS = tuple(episode_metrics(np.zeros((NUM_CHANNELS, 3)), 0, 0, 0.0))

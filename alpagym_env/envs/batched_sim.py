@@ -465,10 +465,18 @@ class BatchedSim:
 
     def episode_metrics(self, b: int, c: int = 0) -> dict[str, float]:
         """The named closed-loop metrics of scene `b`'s current episode for controlled slot `c`."""
-        tr = self.state["track"][b, c]
-        return M.episode_metrics(
-            self.state["episode"][b, c],
-            int(self.state["t"][b]),
-            int(tr[TR_CUT_STEPS]),
-            float(self.routes["gt"][b, c, 1]),
+        out = np.zeros((len(M.EPISODE_METRICS), self.num_scenes))
+        self.episode_metric_table([b], out, c)
+        return dict(zip(M.EPISODE_METRICS, out[:, b].tolist(), strict=True))
+
+    def episode_metric_table(self, ids, out: np.ndarray, c: int = 0) -> None:
+        """Writes the closed-loop metrics of scenes `ids`' current episodes (controlled slot `c`) into
+        their columns of `out` (>= len(M.EPISODE_METRICS), num_scenes), in `M.EPISODE_METRICS` order."""
+        M.episode_metric_table(
+            self.state["episode"][:, c],
+            self.state["t"],
+            self.state["track"][:, c, TR_CUT_STEPS],
+            self.routes["gt"][:, c, 1],
+            np.asarray(ids, dtype=np.int64),
+            out,
         )

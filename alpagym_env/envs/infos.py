@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from alpagym_env import metrics as M
 from alpagym_env.sim.controller import trajectory_info
 
 INFO_KEY = "alpagym"
@@ -50,12 +51,42 @@ def step_info(sim, b: int, c: int, term_keys: Sequence[str]) -> dict[str, Any]:
     return info
 
 
-def episode_info(sim, b: int, c: int = 0) -> dict[str, float]:
+EPISODE_INFO_KEYS = (*M.EPISODE_METRICS, "l")  # ``info["alpagym"]`` but the env's return ``r``
+
+
+def episode_info(sim, b: int, c: int = 0) -> dict[str, np.float64]:
     """Slot `c` of scene `b`'s closed-loop episode metrics and length ``l`` (floats), for
     ``info["alpagym"]``; the env adds the return ``r``."""
-    ep = {k: np.float64(v) for k, v in sim.episode_metrics(b, c).items()}
-    ep["l"] = np.float64(sim.state["t"][b])
-    return ep
+    table = episode_info_table(sim, [b], c)
+    return dict(zip(EPISODE_INFO_KEYS, table[:, b], strict=True))
+
+
+def episode_info_table(sim, ids, c: int = 0) -> np.ndarray:
+    """`episode_info` of scenes `ids` at once.
+
+    Returns:
+        (len(EPISODE_INFO_KEYS), num_scenes) float64: column b holds scene b's values for b in `ids`,
+        zeros elsewhere.
+    """
+    out = np.zeros((len(EPISODE_INFO_KEYS), sim.num_scenes))
+    sim.episode_metric_table(ids, out, c)
+    out[-1, ids] = sim.state["t"][ids]
+    return out
+
+
+def masked_info(values: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
+    """Gymnasium's vector info layout (`VectorEnv._add_info`'s) for values only some sub-envs hold.
+
+    Args:
+        values: (num_envs,) arrays by name, zeros where `mask` is False; nested dicts alike.
+        mask: (num_envs,) bool, the sub-envs that hold the values.
+
+    Returns:
+        `values`, each key with a ``_{key}`` copy of `mask` beside it.
+    """
+    out = {k: masked_info(v, mask) if isinstance(v, dict) else v for k, v in values.items()}
+    out.update(zip([f"_{k}" for k in values], np.repeat(mask[None], len(values), axis=0), strict=True))
+    return out
 
 
 def reward_terms(info: dict[str, Any]) -> dict[str, Any]:

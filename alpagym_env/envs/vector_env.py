@@ -25,7 +25,13 @@ from alpagym_env.envs.drive_env import (
     scenario_source,
     split_obs,
 )
-from alpagym_env.envs.infos import INFO_KEY, episode_info, reward_info_key, step_info
+from alpagym_env.envs.infos import (
+    EPISODE_INFO_KEYS,
+    INFO_KEY,
+    episode_info_table,
+    masked_info,
+    reward_info_key,
+)
 from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import Scenario
@@ -84,7 +90,8 @@ class AlpaDriveVectorEnv(VectorEnv):
         self.single_observation_space = observation_space(self.config, self.sim.obs_dim)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self._term_keys = tuple(t.key for t in self.reward_spec.metric_terms)
+        self._term_info_keys = tuple(reward_info_key(t.key) for t in self.reward_spec.metric_terms)
+        self._all_reset = False  # every sub-env was reset once: step() may run
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
         self._needs_reset = np.zeros(self.num_envs, dtype=np.bool_)
         self._ep_return = np.zeros(self.num_envs)
@@ -145,17 +152,16 @@ class AlpaDriveVectorEnv(VectorEnv):
                 if seeds[b] is not None:
                     self._rngs[b], _ = seeding.np_random(int(seeds[b]))
         self._reset_envs(ids, options.get("scenario_ids"), options.get("states"))
-        infos: dict[str, Any] = {}
-        for b in ids:
-            infos = self._add_info(infos, self._env_info(b, done=False), b)
-        return self._obs(), infos
+        return self._obs(), self._step_infos(mask)
 
     # -------------------------------------------------------------------------------------- step
 
     def step(self, actions):
-        if (self.sim.scenario_index < 0).any():
+        if not self._all_reset:
             never = np.flatnonzero(self.sim.scenario_index < 0).tolist()
-            raise RuntimeError(f"call reset() before step(): sub-envs {never} were never reset")
+            if never:
+                raise RuntimeError(f"call reset() before step(): sub-envs {never} were never reset")
+            self._all_reset = True
         actions = check_actions(actions, (self.num_envs, *self.single_action_space.shape))
         sim = self.sim
         disabled = self.autoreset_mode == AutoresetMode.DISABLED
@@ -174,56 +180,47 @@ class AlpaDriveVectorEnv(VectorEnv):
             rewards = np.asarray(self.reward_spec.fn(self.step_metrics()), dtype=np.float64) * stepped
         else:
             rewards = np.where(stepped, sim.reward[:, 0], 0.0)
-        done_ids = np.flatnonzero(terminated | truncated)
-        infos = self._step_infos(stepped)
-        finals = {}
-        for b in done_ids:
-            info = self._env_info(b, done=True)
+        done = terminated | truncated
+        done_ids = np.flatnonzero(done)
+        shown = stepped.copy()  # sub-envs with an info: stepped, and reset by this call (NEXT_STEP)
+        shown[resetting] = True
+        infos = self._step_infos(shown)
+        final: dict[str, Any] = {}  # what the finished sub-envs add: metrics and terminal reward terms
+        if done_ids.size:
+            table = episode_info_table(sim, done_ids)
+            ep = final[INFO_KEY] = dict(zip(EPISODE_INFO_KEYS, table, strict=True))
             for term in self.reward_spec.terminal_terms:
-                value = term.scale * info[INFO_KEY][term.name]
-                info[reward_info_key(term.key)] = value
-                rewards[b] += value
-            finals[b] = info
+                final[reward_info_key(term.key)] = value = term.scale * ep[term.name]
+                rewards[done_ids] += value[done_ids]
         self._ep_return += rewards
-        for b, info in finals.items():
-            info[INFO_KEY]["r"] = float(self._ep_return[b])
-        for b in resetting:
-            infos = self._add_info(infos, self._env_info(b, done=False), b)
+        if done_ids.size:
+            ep["r"] = np.where(done, self._ep_return, 0.0)
         obs = self._obs()
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done_ids.size:
+            held = {k: np.where(done, v, np.zeros_like(v)) for k, v in infos.items() if k[0] != "_"}
+            final_obs = np.full(self.num_envs, None, dtype=object)
             for b in done_ids:
-                infos = self._add_info(infos, {"final_obs": _take(obs, b), "final_info": finals[b]}, b)
+                final_obs[b] = _take(obs, b)
             self._reset_envs(done_ids)
-            for b in done_ids:
-                infos = self._add_info(infos, self._env_info(b, done=False), b)
+            infos = self._step_infos(shown)
+            infos.update(masked_info({"final_obs": final_obs, "final_info": {**held, **final}}, done))
             obs = self._obs()
         else:
-            for b, info in finals.items():
-                infos = self._add_info(infos, info, b)
+            infos.update(masked_info(final, done))
             self._needs_reset[done_ids] = True
         return obs, rewards, terminated.copy(), truncated.copy(), infos
 
-    def _step_infos(self, stepped: np.ndarray) -> dict[str, Any]:
-        terms = self.sim.reward_terms[:, 0]
-        infos: dict[str, Any] = {}
-        for i, k in enumerate(self._term_keys):
-            infos[reward_info_key(k)] = terms[:, i].copy()
+    def _step_infos(self, shown: np.ndarray) -> dict[str, Any]:
+        """The last step's infos (`alpagym_env.envs.infos.step_info`) of sub-envs where `shown` is set."""
+        terms = self.sim.reward_terms[:, 0].T.copy()  # (terms, num_envs): one copy, rows as views
+        infos: dict[str, Any] = dict(zip(self._term_info_keys, terms, strict=True))
         infos["t"] = self.sim.state["t"].copy()
         infos["scenario_index"] = self.sim.scenario_index.copy()
         if self.config.action_type == "trajectory":
             flags = self.sim.ctrl_flags[:, 0].astype(np.int64)
             infos["trajectory_infeasible"] = (flags & INFEASIBLE) != 0
             infos["trajectory_flags"] = flags
-        for k in list(infos):
-            infos[f"_{k}"] = stepped.copy()
-        return infos
-
-    def _env_info(self, b: int, done: bool) -> dict[str, Any]:
-        """Sub-env `b`'s info exactly as the single env would return it."""
-        info = step_info(self.sim, b, 0, self._term_keys)
-        if done:
-            info[INFO_KEY] = episode_info(self.sim, b)
-        return info
+        return masked_info(infos, shown)
 
     def step_metrics(self) -> dict[str, np.ndarray]:
         """The last step's metric channels by name, (num_envs,) arrays."""
