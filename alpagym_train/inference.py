@@ -92,9 +92,25 @@ class NumpyPolicy:
         x = np.asarray(obs, dtype=np.float32)
         if x.shape[-1] != self.obs_dim:
             raise ValueError(f"observation has {x.shape[-1]} values, the checkpoint expects {self.obs_dim}")
-        if self.norm is not None:
-            x = (x - self.norm[0]) / self.norm[1]
-        for w, b in self.layers:
-            x = np.tanh(x @ w + b)
         w, b = self.head
-        return np.tanh(x @ w + b).astype(np.float32)
+        return np.tanh(tanh_mlp(x, self.layers, self.norm) @ w + b).astype(np.float32)
+
+
+def tanh_mlp(
+    x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], norm: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
+    """The policy body in numpy: standardise (if `norm`), then tanh(x @ w + b) per layer.
+
+    Args:
+        x: (B, D) float32 observations.
+        layers: (w (in, out), b (out,)) per hidden layer.
+        norm: (mean, std) of the observation standardisation, or None.
+
+    Returns:
+        (B, hidden[-1]) float32 features.
+    """
+    if norm is not None:
+        x = (x - norm[0]) / norm[1]
+    for w, b in layers:
+        x = np.tanh(x @ w + b)
+    return x

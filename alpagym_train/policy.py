@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from alpagym_train.inference import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_sidecar
+from alpagym_train.inference import tanh_mlp as tanh_mlp_numpy
 
 
 @dataclass(frozen=True)
@@ -201,13 +202,54 @@ def load(path: str | Path) -> tuple[GaussianPolicy, dict[str, Any]]:
 
 @dataclass
 class RolloutPolicy:
-    """Batched sampling wrapper used by rollouts: numpy in, numpy out, torch.inference_mode inside."""
+    """Batched sampling for rollouts, numpy in and out: `GaussianPolicy.sample` in float32 numpy.
+
+    Rollouts sample a few rows per step, where torch's fixed cost per op dominates: 16 rows of the
+    256 x 256 policy take about 60 us in numpy against 120 us in torch, and 90 against 210 us when an
+    engine step between calls has evicted the caches. The pass reads numpy views of the policy's own
+    CPU parameters, so optimiser steps and `load_state_dict` (both in place) are seen at the next call
+    without a copy; a policy on another device is copied to the CPU at each call. The log-probabilities
+    equal `GaussianPolicy.log_prob` of the returned u to float32 rounding (tested).
+
+    Attributes:
+        policy: The policy sampled.
+        generator: The source of the action noise.
+    """
 
     policy: GaussianPolicy
-    generator: torch.Generator = field(default_factory=torch.Generator)
+    generator: np.random.Generator = field(default_factory=np.random.default_rng)
 
-    @torch.inference_mode()
+    def __post_init__(self) -> None:
+        if not isinstance(self.generator, np.random.Generator):
+            raise TypeError(
+                f"RolloutPolicy samples with numpy: generator must be a numpy Generator "
+                f"(np.random.default_rng(seed)), got {type(self.generator).__name__}"
+            )
+        self._views, self._at = {}, None
+
+    def _params(self) -> dict[str, np.ndarray]:
+        """The parameters as numpy: the cached views while the policy's storage is the one viewed."""
+        at = self.policy.mean.weight.data_ptr()
+        if self.policy.device.type != "cpu":
+            return {k: v.detach().cpu().numpy() for k, v in self.policy.state_dict().items()}
+        if at != self._at:  # first call, or the parameters were replaced
+            self._views, self._at = {k: v.detach().numpy() for k, v in self.policy.state_dict().items()}, at
+        return self._views
+
     def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, D) obs -> actions (B, A) float32, pre-squash u (B, A) float32, log-probs (B,) float32."""
-        a, u, logp = self.policy.sample(torch.as_tensor(obs, dtype=torch.float32), self.generator)
-        return a.numpy(), u.numpy(), logp.numpy()
+        p, cfg = self._params(), self.policy.config
+        layers = [(p[f"body.{2 * i}.weight"].T, p[f"body.{2 * i}.bias"]) for i in range(len(cfg.hidden))]
+        norm = (p["obs_mean"], p["obs_std"]) if cfg.normalize_obs else None
+        h = tanh_mlp_numpy(np.asarray(obs, dtype=np.float32), layers, norm)
+        mu = h @ p["mean.weight"].T + p["mean.bias"]
+        if cfg.state_dependent_std:
+            log_std = h @ p["log_std_head.weight"].T + p["log_std_head.bias"]
+        else:
+            log_std = np.broadcast_to(p["log_std"], mu.shape)
+        log_std = np.clip(log_std, cfg.log_std_min, cfg.log_std_max)
+        noise = self.generator.standard_normal(mu.shape, dtype=np.float32)
+        u = mu + np.exp(log_std) * noise
+        gauss = (-0.5 * noise**2 - log_std - np.float32(0.5 * math.log(2 * math.pi))).sum(-1)
+        log_det = (2.0 * (np.float32(math.log(2.0)) - u - np.logaddexp(np.float32(0.0), -2.0 * u))).sum(-1)
+        return np.tanh(u), u, (gauss - log_det).astype(np.float32)

@@ -104,7 +104,7 @@ def train_sync(cfg: SyncConfig, policy: GaussianPolicy | None = None) -> tuple[G
     val = load_suite(cfg.val_suite)[: cfg.val_scenes]
     env = make_group_env(cfg.groups, cfg.group_size, scenarios=train, **cfg.env)
     updater = make_updater(policy, cfg.grpo, seed=cfg.seed)
-    sampler = RolloutPolicy(policy, torch.Generator().manual_seed(cfg.seed + 1))
+    sampler = RolloutPolicy(policy, np.random.default_rng(cfg.seed + 1))
     rng = np.random.default_rng(cfg.seed)
     first = _prefix("val", evaluate_policy(policy, val, cfg.env))
     history: list[dict] = [{"update": 0, "env_steps": 0, **first}]

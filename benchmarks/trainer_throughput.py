@@ -187,7 +187,6 @@ def cost_per_env_step(args, init: Path, seconds: float) -> dict[str, float]:
     cannot consume more than ``cores / (rollout + update)`` env-steps/s (less Redis and the wire).
     """
     import numba
-    import torch
 
     from alpagym_env.scenarios import load_suite
     from alpagym_train.algorithm import make_updater
@@ -220,7 +219,7 @@ def cost_per_env_step(args, init: Path, seconds: float) -> dict[str, float]:
         return call
 
     rng = np.random.default_rng(0)
-    sampler = timed("sample", RolloutPolicy(policy, torch.Generator().manual_seed(0)))
+    sampler = timed("sample", RolloutPolicy(policy, np.random.default_rng(0)))
     stream = GroupStream(env, sampler, args.group_size, lambda: int(rng.integers(len(scenes))))
     stream.collect(args.groups)  # kernels, first loads
     env.sim.step = timed("engine", env.sim.step)

@@ -18,7 +18,6 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 from alpagym_train.exit_codes import ExitCode
 from alpagym_train.grpo.config import GRPORunConfig
@@ -120,7 +119,7 @@ def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, rest
         env.sim.compile(i)  # cached for the process: the groups of these scenes start at once
     policy = GaussianPolicy(PolicyConfig(**spec["policy"])).eval()
     seed = ac.seed + 1000 * (index + 1) + restart
-    sampler = RolloutPolicy(policy, torch.Generator().manual_seed(seed))
+    sampler = RolloutPolicy(policy, np.random.default_rng(seed))
     rng = np.random.default_rng(seed)
     env.reset(options={"scenario_ids": np.zeros(env.num_envs, dtype=np.int64)})  # compile / load kernels
     env.step(np.zeros((env.num_envs, env.single_action_space.shape[0]), np.float32))

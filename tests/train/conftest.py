@@ -74,6 +74,6 @@ def smoke_groups():
     env = make_group_env(2, 4, scenarios=load_suite("smoke"), reward=SMOKE_REWARD, horizon=25)
     torch.manual_seed(0)
     policy = GaussianPolicy(PolicyConfig(env.single_observation_space.shape[0], 2, (32,), init_log_std=-1.0))
-    sample = RolloutPolicy(policy, torch.Generator().manual_seed(0))
+    sample = RolloutPolicy(policy, np.random.default_rng(0))
     batches = [collect_groups(env, sample, np.array(ids), 4) for ids in ([0, 3], [5, 6])]
     return policy, batches

@@ -33,7 +33,7 @@ class Recorder:
         self.fixed = fixed
         self.policy = RolloutPolicy(
             GaussianPolicy(PolicyConfig(obs_dim, 2, (16,), init_log_std=-0.5)),
-            torch.Generator().manual_seed(0),
+            np.random.default_rng(0),
         )
         self.sizes: list[int] = []
 

@@ -28,7 +28,7 @@ def batch(scenes):
     env = make_group_env(2, 4, scenarios=scenes, horizon=HORIZON, reward="metrics")
     torch.manual_seed(0)
     policy = GaussianPolicy(PolicyConfig(env.single_observation_space.shape[0], 2, (32,), init_log_std=-0.5))
-    sample = RolloutPolicy(policy, torch.Generator().manual_seed(0))
+    sample = RolloutPolicy(policy, np.random.default_rng(0))
     return policy, collect_groups(env, sample, np.array([0, 5]), 4)
 
 
@@ -50,7 +50,7 @@ def test_groups_start_from_one_identical_state(batch):
 
 def test_the_policy_samples_for_the_members_still_driving_only(batch, scenes):
     policy, _ = batch
-    inner, sizes = RolloutPolicy(policy, torch.Generator().manual_seed(0)), []
+    inner, sizes = RolloutPolicy(policy, np.random.default_rng(0)), []
 
     def sample(obs):
         sizes.append(len(obs))

@@ -85,26 +85,29 @@ def _updates(run_dir: Path) -> list[dict]:
 
 
 def test_killed_actor_loses_only_its_unfinished_group(own_redis_server, init_policy, tmp_path):
+    UPDATES = 40  # noqa: N806 (more than the run makes while its supervisor replaces the actor)
     run = tmp_path / "run"
     args = [
         f"learner.init={init_policy}",
         f"run_dir={run}",
         f"redis.url={own_redis_server.url}",
         "redis.run_id=kill",
-        "learner.updates=12",
+        f"learner.updates={UPDATES}",
         "learner.max_policy_lag=100",
         "actors.num=2",
     ]
     proc = _start(SMALL + args, tmp_path)
     t = Transport(own_redis_server.url, "kill")
     _wait_for(lambda: len(t.live_actors()) == 2 and len(_updates(run)) >= 2, 120, "two actors", proc)
-    victim = t.live_actors()[0]
+    first = set(t.live_actors())
+    victim = min(first)
     os.kill(t.actor_info(victim)["pid"], signal.SIGKILL)
+    _wait_for(lambda: set(t.live_actors()) - first, 60, "a replacement actor", proc)  # a new id
     code, out, err = _finish(proc)
     assert code == 0, err[-3000:]
     assert "killed by SIGKILL; replacing it" in err
     records = _updates(run)
-    assert [r["update"] for r in records] == list(range(1, 13))
+    assert [r["update"] for r in records] == list(range(1, UPDATES + 1))
     last = records[-1]
     pushed = sum(t.counts("pushed_groups").values())
     queued = t.queue_length()  # one group per entry

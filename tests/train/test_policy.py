@@ -74,7 +74,37 @@ def test_bad_sidecars_are_named(tmp_path):
 def test_rollout_policy_is_reproducible_with_a_seeded_generator():
     pi = GaussianPolicy(PolicyConfig(4, 2, (8,)))
     obs = np.zeros((3, 4), np.float32)
-    a1 = RolloutPolicy(pi, torch.Generator().manual_seed(5))(obs)
-    a2 = RolloutPolicy(pi, torch.Generator().manual_seed(5))(obs)
+    a1 = RolloutPolicy(pi, np.random.default_rng(5))(obs)
+    a2 = RolloutPolicy(pi, np.random.default_rng(5))(obs)
     for x, y in zip(a1, a2, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("state_dependent_std, normalize_obs", [(False, False), (True, True)])
+def test_rollout_policy_samples_the_torch_policys_distribution(state_dependent_std, normalize_obs):
+    torch.manual_seed(0)
+    cfg = PolicyConfig(6, 2, (16, 8), state_dependent_std=state_dependent_std, normalize_obs=normalize_obs)
+    pi = GaussianPolicy(cfg).eval()
+    if normalize_obs:
+        pi.set_obs_normalizer(torch.randn(100, 6) * 3 + 1)
+    obs = np.random.default_rng(1).normal(size=(4000, 6)).astype(np.float32)
+    a, u, logp = RolloutPolicy(pi, np.random.default_rng(2))(obs)
+    assert a.dtype == u.dtype == logp.dtype == np.float32 and a.shape == u.shape == (4000, 2)
+    np.testing.assert_array_equal(a, np.tanh(u))
+    with torch.no_grad():
+        mu, log_std = pi(torch.as_tensor(obs))
+        expected = pi.log_prob(torch.as_tensor(obs), torch.as_tensor(u)).numpy()
+    np.testing.assert_allclose(logp, expected, rtol=1e-5, atol=1e-4)
+    z = (u - mu.numpy()) / np.exp(log_std.numpy())  # the noise: standard normal, independent of obs
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+
+
+def test_rollout_policy_sees_in_place_weight_updates():
+    pi = GaussianPolicy(PolicyConfig(4, 2, (8,))).eval()
+    sampler, obs = RolloutPolicy(pi, np.random.default_rng(0)), np.ones((2, 4), np.float32)
+    sampler(obs)
+    with torch.no_grad():
+        pi.mean.bias.fill_(3.0)  # as an optimiser step or load_state_dict does
+        pi.log_std.fill_(-5.0)
+    _, u, _ = sampler(obs)
+    np.testing.assert_allclose(u, pi(torch.as_tensor(obs))[0].detach().numpy(), atol=0.05)
