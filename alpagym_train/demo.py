@@ -26,7 +26,7 @@ from alpagym_train.grpo.config import compose
 from alpagym_train.grpo.launch import run_all
 from alpagym_train.report import compare_on_suite
 from alpagym_train.rundir import read_metrics
-from alpagym_train.threads import pin_torch_threads
+from alpagym_train.threads import pin_compute_threads
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("overrides", nargs="*", help="GRPO config overrides, key=value")
     args = parser.parse_args()
-    pin_torch_threads(1)
+    pin_compute_threads(1)
     out, t0 = Path(args.out), time.perf_counter()
     bc = out / "bc" / "policy.safetensors"
     print(f"1/3 behaviour cloning on the expert logs of {args.train_scenes} training scenes (open loop)")

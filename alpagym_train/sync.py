@@ -22,7 +22,7 @@ from tqdm import tqdm
 from alpagym_train.algorithm import GRPOConfig, make_updater
 from alpagym_train.policy import GaussianPolicy, RolloutPolicy, load, save
 from alpagym_train.rollout import collect_groups, make_group_env
-from alpagym_train.threads import pin_torch_threads
+from alpagym_train.threads import pin_compute_threads
 
 
 @dataclass
@@ -93,7 +93,7 @@ def train_sync(cfg: SyncConfig, policy: GaussianPolicy | None = None) -> tuple[G
     from alpagym_env.scenarios import load_suite
 
     torch.manual_seed(cfg.seed)
-    pin_torch_threads(cfg.torch_threads)
+    pin_compute_threads(cfg.torch_threads)
     meta: dict[str, Any] = {}
     if policy is None:
         policy, meta = load(cfg.init)

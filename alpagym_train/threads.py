@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 
 
-def pin_torch_threads(n: int) -> None:
-    """Sets torch's CPU threads to `n` for good.
+def pin_compute_threads(n: int) -> None:
+    """Sets torch's CPU threads and numpy's BLAS threads to `n` for good.
 
     Numba's OpenMP thread pool, started by the first parallel kernel, resets the process-wide OpenMP
     thread count and so undoes an earlier ``torch.set_num_threads``. Starting the pool first
     (``numba.get_num_threads`` does) makes the setting stick. On 2 cores, torch spinning on a second
-    thread beside the simulator's pool slows both down several times over.
+    thread beside the simulator's pool slows both down several times over. numpy's bundled OpenBLAS
+    starts a thread per core as well: the rollouts' small matrix products (`RolloutPolicy`) gain
+    nothing from them, and beside other busy processes they spin against them (2 actors and a
+    learner on 2 cores ran at a sixth of their speed).
     """
     import numba
     import torch
+    from threadpoolctl import threadpool_limits
 
     numba.get_num_threads()
     torch.set_num_threads(n)
+    threadpool_limits(n, user_api="blas")
 
 
 def share_numba_threads(sharing: int, threads: int = 0) -> int:

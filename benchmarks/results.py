@@ -83,7 +83,7 @@ from alpagym_env.evaluation import (
     policy_config,
     summarize,
 )
-from alpagym_train.threads import pin_torch_threads
+from alpagym_train.threads import pin_compute_threads
 
 # Minutes of training per RL method. 5 RL methods x 1.75 min leave about 6 min of the 15 min `make results`
 # (one seed, 2 cores) should take for the two BC fits (about 50 s each at 200 scenes), the trainer's
@@ -388,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
         return {"docs": str(path)}
     command = shlex.join(["python", "benchmarks/results.py", *(sys.argv[1:] if argv is None else argv)])
-    pin_torch_threads(1)
+    pin_compute_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()

@@ -194,10 +194,10 @@ def cost_per_env_step(args, init: Path, seconds: float) -> dict[str, float]:
     from alpagym_train.policy import RolloutPolicy, load
     from alpagym_train.rollout import GroupStream, make_group_env
     from alpagym_train.sync import set_log_std
-    from alpagym_train.threads import pin_torch_threads
+    from alpagym_train.threads import pin_compute_threads
 
     cfg = compose([f"learner.init={init}", f"learner.group_size={args.group_size}", *args.set])
-    pin_torch_threads(1)
+    pin_compute_threads(1)
     numba.set_num_threads(1)
     policy, _ = load(init)
     if cfg.learner.log_std is not None:

@@ -54,7 +54,7 @@ from alpagym_env.sim.observation import obs_size
 from alpagym_train.hydra_schema import schema_of, to_plain
 from alpagym_train.report import compare_on_suite
 from alpagym_train.rundir import RunLogger
-from alpagym_train.threads import pin_torch_threads
+from alpagym_train.threads import pin_compute_threads
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -271,7 +271,7 @@ def train_sb3(cfg: SB3Config, callbacks: Sequence[BaseCallback] = ()) -> tuple[B
         last training record, the model's path, and per evaluated policy its episodes and the means of
         the leaderboard's main columns (``summary["eval"][f"sb3_{algo}"]["scene_score"]``).
     """
-    pin_torch_threads(cfg.torch_threads)
+    pin_compute_threads(cfg.torch_threads)
     scenes = load_scenarios(cfg.suite)[: cfg.train_scenes]
     env = AlpaDriveSB3VecEnv(cfg.num_envs, scenarios=scenes, **cfg.env)
     try:

@@ -23,7 +23,7 @@ from alpagym_train.exit_codes import ExitCode
 from alpagym_train.grpo.config import GRPORunConfig
 from alpagym_train.policy import GaussianPolicy, PolicyConfig, RolloutPolicy
 from alpagym_train.rollout import GroupStream, make_group_env
-from alpagym_train.threads import pin_torch_threads, share_numba_threads
+from alpagym_train.threads import pin_compute_threads, share_numba_threads
 from alpagym_train.transport import BadPayload, Transport, TransportError
 
 
@@ -107,7 +107,7 @@ def _loop(cfg, transport: Transport, spec: dict, actor_id: str, index: int, rest
     from alpagym_env.scenarios import load_suite
 
     ac = cfg.actors
-    pin_torch_threads(int(spec.get("torch_threads", 1)))
+    pin_compute_threads(int(spec.get("torch_threads", 1)))
     share_numba_threads(sharing, ac.numba_threads)
     env_kwargs = dict(spec["env"])
     scenes = load_suite(env_kwargs["suite"])

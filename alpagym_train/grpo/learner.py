@@ -56,7 +56,7 @@ from alpagym_train.policy import GaussianPolicy, load, save
 from alpagym_train.rollout import GroupBatch
 from alpagym_train.rundir import RunLogger
 from alpagym_train.sync import evaluate_policy, set_log_std
-from alpagym_train.threads import pin_torch_threads, share_numba_threads
+from alpagym_train.threads import pin_compute_threads, share_numba_threads
 from alpagym_train.transport import Transport, TransportError
 from alpagym_train.wire import BadEntry, ReceivedGroup, RolloutSpec
 
@@ -362,7 +362,7 @@ def run_learner(cfg: GRPORunConfig, url: str, run_id: str, secret: bytes = b"", 
     """
     from alpagym_env.scenarios import load_suite
 
-    pin_torch_threads(cfg.learner.torch_threads)
+    pin_compute_threads(cfg.learner.torch_threads)
     share_numba_threads(sharing)
     try:
         preflight(cfg)
