@@ -229,9 +229,9 @@ class RolloutPolicy:
 
     def _params(self) -> dict[str, np.ndarray]:
         """The parameters as numpy: the cached views while the policy's storage is the one viewed."""
-        at = self.policy.mean.weight.data_ptr()
         if self.policy.device.type != "cpu":
             return {k: v.detach().cpu().numpy() for k, v in self.policy.state_dict().items()}
+        at = self.policy.mean.weight.data_ptr()
         if at != self._at:  # first call, or the parameters were replaced
             self._views, self._at = {k: v.detach().numpy() for k, v in self.policy.state_dict().items()}, at
         return self._views
