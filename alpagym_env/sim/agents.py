@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from alpagym_env.sim.dynamics import ACC, STEER, VX, VY, YAW, YAW_RATE, X, Y, log_speed
-from alpagym_env.sim.geometry import polyline_pose_at, wrap_angle
+from alpagym_env.sim.geometry import norm, polyline_pose_at, wrap_angle
 from alpagym_env.sim.idm import idm_accel
 
 # Indices into the (7,) agent parameter vector built by `AgentsConfig.to_array()`.
@@ -100,7 +100,7 @@ def off_log_slots(agent, valid, log, t, n, out):
     """
     k = 0
     for j in range(n):
-        if valid[j] and np.hypot(agent[j, X] - log[t, j, 0], agent[j, Y] - log[t, j, 1]) >= ON_LOG_DISTANCE:
+        if valid[j] and norm(agent[j, X] - log[t, j, 0], agent[j, Y] - log[t, j, 1]) >= ON_LOG_DISTANCE:
             out[k] = j
             k += 1
     return k

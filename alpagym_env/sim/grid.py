@@ -23,6 +23,7 @@ from alpagym_env.sim.geometry import (
     corners_nearer,
     corners_offroad,
     corners_reach,
+    norm,
 )
 
 G_X0, G_Y0, G_CELL, G_NX, G_NY = range(5)
@@ -125,7 +126,7 @@ def box_offroad_distance_grid(x, y, yaw, length, width, seg, meta, start, items)
         return NO_EDGE_DISTANCE
     ix = int(math.floor((x - meta[G_X0]) / cell))
     iy = int(math.floor((y - meta[G_Y0]) / cell))
-    radius = 0.5 * math.hypot(length, width)
+    radius = 0.5 * norm(length, width)
     pts = box_corner_points(x, y, yaw, length, width)
     rec = NO_CORNER_RECORDS
     last = max(max(ix, nx - 1 - ix), max(iy, ny - 1 - iy))  # the ring that covers the whole grid

@@ -11,6 +11,7 @@ from alpagym_env.sim.dynamics import VX, VY, YAW, YAW_RATE, X, Y
 from alpagym_env.sim.geometry import (
     box_offroad_distance,
     boxes_overlap,
+    norm,
     point_segment_distance,
     project_to_polyline,
     wrap_angle,
@@ -172,14 +173,14 @@ def time_to_collision(agent, valid, size, n, c):
     ch, sh = np.cos(yaw), np.sin(yaw)
     vcx, vcy = agent[c, VX] * ch - agent[c, VY] * sh, agent[c, VX] * sh + agent[c, VY] * ch
     wc = agent[c, YAW_RATE]
-    rc = 0.5 * np.hypot(ln, wd)
+    rc = 0.5 * norm(ln, wd)
     best = M.TTC_HORIZON
     steps = int(M.TTC_HORIZON / M.TTC_STEP + 0.5)
     for j in range(n):
         if j == c or not valid[j]:
             continue
         dx, dy = agent[j, X] - x, agent[j, Y] - y
-        if dx * ch + dy * sh < M.TTC_BEHIND_COS * np.hypot(dx, dy):
+        if dx * ch + dy * sh < M.TTC_BEHIND_COS * norm(dx, dy):
             continue
         cj, sj = np.cos(agent[j, YAW]), np.sin(agent[j, YAW])
         vjx, vjy = agent[j, VX] * cj - agent[j, VY] * sj, agent[j, VX] * sj + agent[j, VY] * cj
@@ -189,8 +190,8 @@ def time_to_collision(agent, valid, size, n, c):
         # an arc can bend away from its tangent by then (v w t^2 / 2 for each box).
         v2 = dvx * dvx + dvy * dvy
         tc = 0.0 if v2 == 0.0 else min(max(-(dx * dvx + dy * dvy) / v2, 0.0), best)
-        bend = 0.5 * best * best * (np.hypot(vcx, vcy) * abs(wc) + np.hypot(vjx, vjy) * abs(wj))
-        if np.hypot(dx + dvx * tc, dy + dvy * tc) > rc + 0.5 * np.hypot(size[j, 0], size[j, 1]) + bend:
+        bend = 0.5 * best * best * (norm(vcx, vcy) * abs(wc) + norm(vjx, vjy) * abs(wj))
+        if norm(dx + dvx * tc, dy + dvy * tc) > rc + 0.5 * norm(size[j, 0], size[j, 1]) + bend:
             continue
         for k in range(steps + 1):
             tk = k * M.TTC_STEP
@@ -233,15 +234,15 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
     """
     x, y, yaw = agent[c, X], agent[c, Y], agent[c, YAW]
     ln, wd = size[c, 0], size[c, 1]
-    norm = max(log_length, 1.0)
-    progress = (s - s_start) / norm
+    scale = max(log_length, 1.0)
+    progress = (s - s_start) / scale
     out[M.PROGRESS] = progress
-    out[M.PROGRESS_DELTA] = (s - track[TR_S]) / norm
+    out[M.PROGRESS_DELTA] = (s - track[TR_S]) / scale
     sat = M.PROGRESS_SATURATION
-    before = min(max((track[TR_S] - s_start) / norm, 0.0), sat)
+    before = min(max((track[TR_S] - s_start) / scale, 0.0), sat)
     out[M.SCORE_PROGRESS_DELTA] = (min(max(progress, 0.0), sat) - before) / sat
     out[M.LANE_DEVIATION] = abs(lat)
-    out[M.DIST_TRAVELED] = np.hypot(x - track[TR_PX], y - track[TR_PY])
+    out[M.DIST_TRAVELED] = norm(x - track[TR_PX], y - track[TR_PY])
     front, rear, lateral = collision_verdicts(agent, valid, size, n, c, contact)
     out[M.COLLISION_FRONT], out[M.COLLISION_REAR], out[M.COLLISION_LATERAL] = front, rear, lateral
     out[M.COLLISION_ANY] = max(front, max(rear, lateral))
@@ -255,7 +256,7 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
         off = box_offroad_distance(x, y, yaw, ln, wd, edges_near[e0:e1], e1 - e0)
     out[M.OFFROAD_DISTANCE] = max(off, -10.0)
     out[M.OFFROAD] = 1.0 if off > 0.0 else 0.0
-    speed = np.hypot(agent[c, VX], agent[c, VY])
+    speed = norm(agent[c, VX], agent[c, VY])
     out[M.SPEED] = speed
     wrong, offset = _lane_check(x, y, yaw, lanes_near, lbins[b0], lbins[b1 + 1])
     out[M.WRONG_WAY] = 1.0 if speed > 0.5 and wrong else 0.0
@@ -264,7 +265,7 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
     out[M.TTC] = ttc
     out[M.TTC_VIOLATION] = 1.0 if ttc <= M.TTC_BOUND + 1e-9 and speed > M.TTC_MIN_SPEED else 0.0
     tl = min(t, log_valid_c.shape[0] - 1)
-    out[M.DIST_TO_GT] = np.hypot(x - log_c[tl, 0], y - log_c[tl, 1]) if log_valid_c[tl] else 0.0
+    out[M.DIST_TO_GT] = norm(x - log_c[tl, 0], y - log_c[tl, 1]) if log_valid_c[tl] else 0.0
     # Kinematics from finite differences of the world-frame velocity and heading.
     ch, sh = np.cos(yaw), np.sin(yaw)
     wvx = agent[c, VX] * ch - agent[c, VY] * sh
@@ -273,7 +274,7 @@ def measure(agent, valid, size, n, c, s, lat, route_h, route_end, edges_near, eb
     lon_acc, lat_acc = ax * ch + ay * sh, -ax * sh + ay * ch
     yaw_rate = wrap_angle(yaw - track[TR_YAW]) / dt
     out[M.LON_ACC], out[M.LAT_ACC] = lon_acc, lat_acc
-    out[M.JERK] = np.hypot(ax - track[TR_AX], ay - track[TR_AY]) / dt
+    out[M.JERK] = norm(ax - track[TR_AX], ay - track[TR_AY]) / dt
     out[M.LON_JERK] = (lon_acc - track[TR_LON_ACC]) / dt
     out[M.YAW_RATE] = yaw_rate
     out[M.YAW_ACC] = (yaw_rate - track[TR_YAW_RATE]) / dt

@@ -50,7 +50,7 @@ from numba import njit
 
 from alpagym_env.scenarios.schema import LIGHT_GREEN, LIGHT_RED, LIGHT_YELLOW
 from alpagym_env.sim.dynamics import ACC, STEER, VX, VY, YAW, YAW_RATE, X, Y
-from alpagym_env.sim.geometry import project_to_polyline, wrap_angle
+from alpagym_env.sim.geometry import norm, project_to_polyline, wrap_angle
 from alpagym_env.sim.scene import R_LANE_SHIFT, R_LANE_WIDTH, R_S, R_SPEED_LIMIT, R_WIDTH_LEFT, R_WIDTH_RIGHT
 
 EGO_SIZE, ROUTE_FEATURES, LIMIT_SIZE, LANE_SLOTS, LANE_FEATURES, AGENT_FEATURES, LIGHT_SIZE = (
@@ -134,8 +134,8 @@ def _project(x, y, lane, lane_xy, lane_s, nl, lo, hi, stride):
 @njit(cache=True)
 def _tangent(lane, seg):
     dx, dy = lane[seg + 1, 0] - lane[seg, 0], lane[seg + 1, 1] - lane[seg, 1]
-    norm = max(np.hypot(dx, dy), 1e-9)
-    return dx / norm, dy / norm
+    length = max(norm(dx, dy), 1e-9)
+    return dx / length, dy / length
 
 
 @njit(cache=True)
@@ -298,15 +298,15 @@ def write_obs(
             break
         o = base + q * AGENT_FEATURES
         dx, dy = agent[j, X] - x0, agent[j, Y] - y0
-        rel = agent[j, YAW] - h0
+        cj, sj = np.cos(agent[j, YAW]), np.sin(agent[j, YAW])  # _world_velocity's own: computed once
         vjx, vjy = _world_velocity(agent, j)
         dvx, dvy = vjx - vcx, vjy - vcy
         out[o] = (dx * ch + dy * sh) / pos
         out[o + 1] = (-dx * sh + dy * ch) / pos
         out[o + 2] = (dvx * ch + dvy * sh) / spd
         out[o + 3] = (-dvx * sh + dvy * ch) / spd
-        out[o + 4] = np.cos(rel)
-        out[o + 5] = np.sin(rel)
+        out[o + 4] = cj * ch + sj * sh  # cos and sin of the heading relative to the ego's
+        out[o + 5] = sj * ch - cj * sh
         out[o + 6] = size[j, 0] / 5.0
         out[o + 7] = size[j, 1] / 5.0
         out[o + 8] = 1.0

@@ -32,6 +32,19 @@ def test_wrap_angle(a, expected):
     assert g.wrap_angle(a) == pytest.approx(expected, abs=1e-12)
 
 
+def test_wrap_angle_returns_an_angle_in_range_as_it_is():
+    for a in (1e-17, -0.1, 3.0, -math.pi + 1e-15, math.pi):
+        assert g.wrap_angle(a) == a
+
+
+def test_norm_is_hypot_to_rounding():
+    rng = np.random.default_rng(0)
+    for x, y in rng.normal(0.0, 50.0, (200, 2)):
+        assert g.norm(x, y) == pytest.approx(math.hypot(x, y), rel=4e-16)
+    assert g.norm(0.0, 0.0) == 0.0
+    assert g.norm(-3.0, 4.0) == 5.0
+
+
 def test_box_corners_ccw_from_front_left():
     out = np.zeros((4, 2))
     g.box_corners(1.0, 2.0, 0.5 * math.pi, 4.0, 2.0, out)  # heading +y
