@@ -9,7 +9,9 @@ termination, so episodes end and reset as in training. Ratios: the vector API ag
 against `SyncVectorEnv` of the same size, and each row against `highway-fast-v0`. The raw engine also
 replays every scene's expert actions (`expert_dataset`) as trajectory actions (8 poses at 0.5 s, tracked by
 the LQ controller) and as control actions, so both drive the same paths: the note gives the controller's
-cost per agent-step from their difference, and its kernel's alone (`track_batch`). `--profile` adds where
+cost per agent-step from their difference, and its kernel's alone (`track_batch`). The random workload
+also runs with every finished scene restarting the scene its slot holds (a load that copies nothing):
+the note gives the share of the raw step that loading newly drawn scenes takes. `--profile` adds where
 one vector step's time goes.
 
 Usage: python benchmarks/env_step.py [--seconds 2] [--agents replay|idm] [--sizes 1 16 64 256] [--profile]
@@ -72,10 +74,13 @@ class RawWorkload:
     """The raw engine under one of the two workloads; `step()` advances every scene once.
 
     As the vector env does, a scene whose episode ended (all of them after 200 steps in ``constant``)
-    is reset to a scene drawn at random, so both load scenes as often.
+    is reset to a scene drawn at random, so both load scenes as often. With `redraw` False it restarts
+    the scene its slot holds instead, whose load copies nothing: the difference is what loading scenes
+    costs.
     """
 
-    def __init__(self, scenes, n: int, workload: str, agents: str = "replay", max_agents: int = AGENTS):
+    def __init__(self, scenes, n: int, workload: str, agents: str = "replay", max_agents: int = AGENTS,
+                 redraw: bool = True):  # fmt: skip
         term = NO_TERMINATION if workload == "constant" else {}
         config = EnvConfig.from_kwargs(agents=agents, max_agents=max_agents, termination=term)
         self.sim = BatchedSim(config, n, scenes, len(scenes))
@@ -90,14 +95,15 @@ class RawWorkload:
         else:
             self.actions = [np.zeros((n, 1, 2))]
             self.actions[0][..., 0] = 0.2
-        self.k = 0
+        self.k, self.redraw = 0, redraw
 
     def step(self) -> None:
         sim = self.sim
         sim.step(self.actions[self.k % len(self.actions)])
         done = np.flatnonzero(sim.terminated[:, 0] | sim.truncated)
         if done.size:
-            sim.reset(done, self.rng.integers(sim.num_scenarios, size=done.size))
+            scenes = self.rng.integers(sim.num_scenarios, size=done.size) if self.redraw else self.ids[done]
+            sim.reset(done, scenes)
         self.k += 1
 
 
@@ -274,14 +280,18 @@ def main() -> None:
     experts = {t: expert_actions(scenes, t, args.agents) for t in ("control", "trajectory")}
     rows = []
     for n in args.sizes:
+        raws = {}
         for workload in ("constant", "random"):
             native = vector_rate(scenes, n, workload, args.seconds, "native", args.agents)
-            raw = rate(RawWorkload(scenes, n, workload, args.agents).step, args.seconds, n)
+            raw = raws[workload] = rate(RawWorkload(scenes, n, workload, args.agents).step, args.seconds, n)
             sync = vector_rate(scenes, n, workload, min(args.seconds, 1.0), "sync", args.agents)
             ratios = f"{native / raw:.0%} of raw, {native / sync:.1f}x sync"
             rows.append((f"gym.make_vec native, num_envs={n}, {workload}", native, ratios))
             rows.append((f"raw engine BatchedSim.step, B={n}, {workload}", raw, ""))
             rows.append((f"SyncVectorEnv of single envs, num_envs={n}, {workload}", sync, ""))
+        kept = rate(RawWorkload(scenes, n, "random", args.agents, redraw=False).step, args.seconds, n)
+        loads = f"scene loads take {1 - raws['random'] / kept:.0%} of the random workload's raw step"
+        rows.append((f"raw engine, B={n}, random, resets keep the scene", kept, loads))
         control = raw_engine(scenes, n, args.agents, args.seconds, experts["control"])
         traj = raw_engine(scenes, n, args.agents, args.seconds, experts["trajectory"])
         alone = controller_alone(n, min(args.seconds, 1.0))

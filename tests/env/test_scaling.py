@@ -58,6 +58,20 @@ def test_random_workload_resets_finished_scenes(scaling):
     assert resets > 0 and not (w.sim.terminated[:, 0] & (w.sim.state["t"] > 0)).any()
 
 
+def test_random_workload_can_restart_each_slot_on_its_own_scene(scaling):
+    scenes = scaling.scenes_with_agents(4, 8)
+    drawn = scaling.RawWorkload(scenes, 4, "random", max_agents=8)
+    kept = scaling.RawWorkload(scenes, 4, "random", max_agents=8, redraw=False)
+    resets = 0
+    for _ in range(60):
+        drawn.step()
+        kept.step()
+        resets += int((kept.sim.state["t"] == 0).sum())
+    assert resets > 0
+    np.testing.assert_array_equal(kept.sim.scenario_index, kept.ids)
+    assert (drawn.sim.scenario_index != drawn.ids).any()  # 60 steps of resets draw other scenes
+
+
 def test_batch_and_agent_tables_print(scaling, capsys):
     scenes = scaling.scenes_with_agents(2, 8)
     scaling.batch_table(scenes, [1, 2], 0.05)
