@@ -166,7 +166,7 @@ def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, ini
             f"redis.url={own_redis_server.url}",
             "role=learner",
             "redis.run_id=shared",
-            "learner.updates=8",
+            "learner.updates=12",
             "learner.min_actors=2",
         ],
         dirs["learner"],
@@ -178,6 +178,7 @@ def test_actors_sharing_only_the_redis_url_both_contribute(own_redis_server, ini
                 "role=actor",
                 f"redis.url={own_redis_server.url}",
                 "actors.groups_per_push=1",
+                "actors.num_envs=2",  # one group in flight per actor: both are needed to keep the learner fed
                 "actors.numba_threads=1",
             ],
             dirs[d],
