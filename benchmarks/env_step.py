@@ -11,8 +11,10 @@ replays every scene's expert actions (`expert_dataset`) as trajectory actions (8
 the LQ controller) and as control actions, so both drive the same paths: the note gives the controller's
 cost per agent-step from their difference, and its kernel's alone (`track_batch`). The random workload
 also runs with every finished scene restarting the scene its slot holds (a load that copies nothing):
-the note gives the share of the raw step that loading newly drawn scenes takes. `--profile` adds where
-one vector step's time goes.
+the note gives the share of the raw step that loading newly drawn scenes takes. The vector env and the raw
+engine (and, for the random workload, its copy-free resets) are timed in alternating windows
+(`interleaved_rates`), so the machine's other load falls on each alike. `--profile` adds where one vector
+step's time goes.
 
 Usage: python benchmarks/env_step.py [--seconds 2] [--agents replay|idm] [--sizes 1 16 64 256] [--profile]
 """
@@ -60,6 +62,25 @@ def rate(step, seconds: float, batch: int = 1) -> float:
             step()
         n += 10
     return n * batch / (time.perf_counter() - t0)
+
+
+def interleaved_rates(steps: dict, seconds: float, batch: int, windows: int = 10) -> dict[str, float]:
+    """Env-steps per second of each ``steps[name]()`` (which advances `batch` envs), each measured for
+    `seconds` in all, in `windows` windows taken in turn: the machine's other load then falls on every
+    one of them alike, so their ratios hold better than those of runs one after the other."""
+    for step in steps.values():
+        for _ in range(20):
+            step()
+    count, spent = dict.fromkeys(steps, 0), dict.fromkeys(steps, 0.0)
+    for _ in range(windows):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < seconds / windows:
+                for _ in range(5):
+                    step()
+                count[name] += 5
+            spent[name] += time.perf_counter() - t0
+    return {name: count[name] * batch / spent[name] for name in steps}
 
 
 def actions_for(space, seed: int = 0):
@@ -119,11 +140,10 @@ def random_actions(shape: tuple[int, ...], count: int = 64) -> list[np.ndarray]:
     return out
 
 
-def vector_rate(
-    scenes, n: int, workload: str, seconds: float, kind: str = "native", agents: str = "replay"
-) -> float:
-    """Vector env env-steps/s under `workload` (autoreset, as a training loop sees it): the native vector
-    env (`kind="native"`) or Gymnasium's `SyncVectorEnv` of single envs (``"sync"``)."""
+def vector_env(scenes, n: int, workload: str, kind: str = "native", agents: str = "replay"):
+    """A vector env under `workload` (autoreset, as a training loop sees it), reset and with every scene
+    compiled, and a function that steps it once: the native vector env (`kind="native"`) or Gymnasium's
+    `SyncVectorEnv` of single envs (``"sync"``)."""
     term = NO_TERMINATION if workload == "constant" else {}
     mode = None if kind == "native" else "sync"
     env = gym.make_vec(
@@ -152,6 +172,14 @@ def vector_rate(
         env.step(acts[k[0] % len(acts)])
         k[0] += 1
 
+    return env, step
+
+
+def vector_rate(
+    scenes, n: int, workload: str, seconds: float, kind: str = "native", agents: str = "replay"
+) -> float:
+    """`vector_env`'s env-steps/s."""
+    env, step = vector_env(scenes, n, workload, kind, agents)
     out = rate(step, seconds, n)
     env.close()
     return out
@@ -280,18 +308,22 @@ def main() -> None:
     experts = {t: expert_actions(scenes, t, args.agents) for t in ("control", "trajectory")}
     rows = []
     for n in args.sizes:
-        raws = {}
         for workload in ("constant", "random"):
-            native = vector_rate(scenes, n, workload, args.seconds, "native", args.agents)
-            raw = raws[workload] = rate(RawWorkload(scenes, n, workload, args.agents).step, args.seconds, n)
+            env, vector_step = vector_env(scenes, n, workload, "native", args.agents)
+            steps = {"native": vector_step, "raw": RawWorkload(scenes, n, workload, args.agents).step}
+            if workload == "random":
+                steps["kept"] = RawWorkload(scenes, n, workload, args.agents, redraw=False).step
+            rates = interleaved_rates(steps, args.seconds, n)
+            env.close()
+            native, raw = rates["native"], rates["raw"]
             sync = vector_rate(scenes, n, workload, min(args.seconds, 1.0), "sync", args.agents)
             ratios = f"{native / raw:.0%} of raw, {native / sync:.1f}x sync"
             rows.append((f"gym.make_vec native, num_envs={n}, {workload}", native, ratios))
             rows.append((f"raw engine BatchedSim.step, B={n}, {workload}", raw, ""))
             rows.append((f"SyncVectorEnv of single envs, num_envs={n}, {workload}", sync, ""))
-        kept = rate(RawWorkload(scenes, n, "random", args.agents, redraw=False).step, args.seconds, n)
-        loads = f"scene loads take {1 - raws['random'] / kept:.0%} of the random workload's raw step"
-        rows.append((f"raw engine, B={n}, random, resets keep the scene", kept, loads))
+            if workload == "random":
+                loads = f"scene loads take {1 - raw / rates['kept']:.0%} of the random workload's raw step"
+                rows.append((f"raw engine, B={n}, random, resets keep the scene", rates["kept"], loads))
         control = raw_engine(scenes, n, args.agents, args.seconds, experts["control"])
         traj = raw_engine(scenes, n, args.agents, args.seconds, experts["trajectory"])
         alone = controller_alone(n, min(args.seconds, 1.0))

@@ -72,6 +72,20 @@ def test_random_workload_can_restart_each_slot_on_its_own_scene(scaling):
     assert (drawn.sim.scenario_index != drawn.ids).any()  # 60 steps of resets draw other scenes
 
 
+def test_interleaved_rates_time_every_step_in_turns(scaling):
+    import time
+
+    import env_step
+
+    calls = []
+    steps = {"fast": lambda: calls.append("fast"), "slow": lambda: (calls.append("slow"), time.sleep(0.002))}
+    rates = env_step.interleaved_rates(steps, 0.1, batch=4, windows=5)
+    assert rates["fast"] > 10 * rates["slow"] > 0
+    assert rates["slow"] < 4 / 0.002  # 4 env-steps a call, each call at least 2 ms
+    turns = [name for i, name in enumerate(calls) if i == 0 or calls[i - 1] != name]
+    assert turns[:2] == ["fast", "slow"] and len(turns) >= 2 * 5  # warm-ups, then 5 windows of each
+
+
 def test_batch_and_agent_tables_print(scaling, capsys):
     scenes = scaling.scenes_with_agents(2, 8)
     scaling.batch_table(scenes, [1, 2], 0.05)
