@@ -140,7 +140,12 @@ def _tangent(lane, seg):
 
 @njit(cache=True)
 def _world_velocity(agent, j):
-    c, s = np.cos(agent[j, YAW]), np.sin(agent[j, YAW])
+    return _rotated_velocity(agent, j, np.cos(agent[j, YAW]), np.sin(agent[j, YAW]))
+
+
+@njit(cache=True)
+def _rotated_velocity(agent, j, c, s):
+    """Slot `j`'s body-frame velocity in the world frame, given the cos and sin of its heading."""
     return agent[j, VX] * c - agent[j, VY] * s, agent[j, VX] * s + agent[j, VY] * c
 
 
@@ -298,8 +303,8 @@ def write_obs(
             break
         o = base + q * AGENT_FEATURES
         dx, dy = agent[j, X] - x0, agent[j, Y] - y0
-        cj, sj = np.cos(agent[j, YAW]), np.sin(agent[j, YAW])  # _world_velocity's own: computed once
-        vjx, vjy = _world_velocity(agent, j)
+        cj, sj = np.cos(agent[j, YAW]), np.sin(agent[j, YAW])
+        vjx, vjy = _rotated_velocity(agent, j, cj, sj)
         dvx, dvy = vjx - vcx, vjy - vcy
         out[o] = (dx * ch + dy * sh) / pos
         out[o + 1] = (-dx * sh + dy * ch) / pos
