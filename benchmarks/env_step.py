@@ -10,9 +10,11 @@ against `SyncVectorEnv` of the same size, and each row against `highway-fast-v0`
 replays every scene's expert actions (`expert_dataset`) as trajectory actions (8 poses at 0.5 s, tracked by
 the LQ controller) and as control actions, so both drive the same paths: the note gives the controller's
 cost per agent-step from their difference, and its kernel's alone (`track_batch`). The random workload
-also runs with every finished scene restarting the scene its slot holds (a load that copies nothing):
-the note gives the share of the raw step that loading newly drawn scenes takes. The vector env and the raw
-engine (and, for the random workload, its copy-free resets) are timed in alternating windows
+also runs with every finished scene restarting the scene its slot holds (a load that copies nothing) and
+with every load copying a scene the engine's bank does not hold, as a large suite would (the same scenes
+listed more than once, drawn among those no slot holds, with no spare bank rows): the notes give
+the share of the raw step that loading scenes takes in each case. The vector env and the raw engine (and,
+for the random workload, its two other ways of loading) are timed in alternating windows
 (`interleaved_rates`), so the machine's other load falls on each alike. `--profile` adds where one vector
 step's time goes.
 
@@ -94,17 +96,27 @@ NO_TERMINATION = {"at_cut": False, "at_fault_collision": False, "offroad": False
 class RawWorkload:
     """The raw engine under one of the two workloads; `step()` advances every scene once.
 
-    As the vector env does, a scene whose episode ended (all of them after 200 steps in ``constant``)
-    is reset to a scene drawn at random, so both load scenes as often. With `redraw` False it restarts
-    the scene its slot holds instead, whose load copies nothing: the difference is what loading scenes
-    costs.
+    How a slot whose episode ended (all of them after 200 steps in ``constant``) gets its next scene,
+    by `loads`:
+
+    - ``"drawn"``: a scene drawn at random, as the vector env does, so both load scenes as often. The
+      engine's scene bank shares a scene another slot holds and keeps those left recently: with this
+      suite of 64 scenes nearly every load finds its scene there and copies nothing.
+    - ``"kept"``: the scene the slot holds, restarted: no load copies anything.
+    - ``"copied"``: a scene no slot holds, into a bank without spare rows: every load copies its scene
+      in, as a suite much larger than the bank would (needs more scenes than slots).
     """
 
     def __init__(self, scenes, n: int, workload: str, agents: str = "replay", max_agents: int = AGENTS,
-                 redraw: bool = True):  # fmt: skip
+                 loads: str = "drawn"):  # fmt: skip
+        if loads not in ("drawn", "kept", "copied"):
+            raise ValueError(f"loads must be 'drawn', 'kept' or 'copied', got {loads!r}")
+        if loads == "copied" and len(scenes) <= n:
+            raise ValueError(f"loads='copied' needs more scenes than the {n} slots, got {len(scenes)}")
         term = NO_TERMINATION if workload == "constant" else {}
         config = EnvConfig.from_kwargs(agents=agents, max_agents=max_agents, termination=term)
-        self.sim = BatchedSim(config, n, scenes, len(scenes))
+        spare = 0 if loads == "copied" else None
+        self.sim = BatchedSim(config, n, scenes, len(scenes), spare_scenes=spare)
         self.n, self.workload = n, workload
         self.rng = np.random.default_rng(0)
         self.ids = np.arange(n) % len(scenes)
@@ -116,14 +128,20 @@ class RawWorkload:
         else:
             self.actions = [np.zeros((n, 1, 2))]
             self.actions[0][..., 0] = 0.2
-        self.k, self.redraw = 0, redraw
+        self.k, self.loads = 0, loads
 
     def step(self) -> None:
         sim = self.sim
         sim.step(self.actions[self.k % len(self.actions)])
         done = np.flatnonzero(sim.terminated[:, 0] | sim.truncated)
         if done.size:
-            scenes = self.rng.integers(sim.num_scenarios, size=done.size) if self.redraw else self.ids[done]
+            if self.loads == "kept":
+                scenes = self.ids[done]
+            elif self.loads == "copied":
+                unheld = np.setdiff1d(np.arange(sim.num_scenarios), sim.scenario_index)
+                scenes = self.rng.choice(unheld, size=done.size, replace=False)
+            else:
+                scenes = self.rng.integers(sim.num_scenarios, size=done.size)
             sim.reset(done, scenes)
         self.k += 1
 
@@ -312,7 +330,11 @@ def main() -> None:
             env, vector_step = vector_env(scenes, n, workload, "native", args.agents)
             steps = {"native": vector_step, "raw": RawWorkload(scenes, n, workload, args.agents).step}
             if workload == "random":
-                steps["kept"] = RawWorkload(scenes, n, workload, args.agents, redraw=False).step
+                steps["kept"] = RawWorkload(scenes, n, workload, args.agents, loads="kept").step
+                # The same scenes listed more than once, so that there are more than slots: the bank
+                # keys scenes by index, so each listing is its own scene to load.
+                listed = scenes * (n // len(scenes) + 2)
+                steps["copied"] = RawWorkload(listed, n, workload, args.agents, loads="copied").step
             rates = interleaved_rates(steps, args.seconds, n)
             env.close()
             native, raw = rates["native"], rates["raw"]
@@ -322,8 +344,11 @@ def main() -> None:
             rows.append((f"raw engine BatchedSim.step, B={n}, {workload}", raw, ""))
             rows.append((f"SyncVectorEnv of single envs, num_envs={n}, {workload}", sync, ""))
             if workload == "random":
-                loads = f"scene loads take {1 - raw / rates['kept']:.0%} of the random workload's raw step"
-                rows.append((f"raw engine, B={n}, random, resets keep the scene", rates["kept"], loads))
+                kept, copied = rates["kept"], rates["copied"]
+                loads = f"scene loads take {1 - raw / kept:.0%} of the random workload's raw step"
+                rows.append((f"raw engine, B={n}, random, resets keep the scene", kept, loads))
+                loads = f"loads take {1 - copied / kept:.0%} of the step where each one copies its scene"
+                rows.append((f"raw engine, B={n}, random, every load copied", copied, loads))
         control = raw_engine(scenes, n, args.agents, args.seconds, experts["control"])
         traj = raw_engine(scenes, n, args.agents, args.seconds, experts["trajectory"])
         alone = controller_alone(n, min(args.seconds, 1.0))

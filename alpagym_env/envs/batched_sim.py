@@ -5,16 +5,18 @@ multi-agent env controls several slots of each scene. All per-step work happens 
 of `alpagym_env.sim.engine`; this class owns the buffers, loads compiled scenes into them, and
 copies snapshots in and out.
 
-Buffers (B scenes, N = max_agents slots, C controlled slots, T = horizon + 1 log steps):
+Buffers (B scene slots, N = max_agents agent slots, C controlled slots, T = horizon + 1 log steps). The
+static ones form a bank of Q >= B rows of compiled scenes; slot b reads row `row[b]` (`SceneRows`), so
+slots holding one scene share a row and a scene still in the bank loads without a copy:
 
-- scene: log (B, T, N, 5), log_valid (B, T, N), log_s (B, T, N) (time-major: replaying a step reads one
-  contiguous run per scene), size (B, N, 2), n_agents (B,),
-  edges (B, E, 4), edge_grid (B, 5), edge_cells (B, G + 1), edge_items (B, I) (the edges' grid,
-  `alpagym_env.sim.grid`), lights (B, K, T)
-- routes: route (B, C, R, 5), n_route (B, C), edges (B, C, E2, 4), edge_bins (B, C, NB + 1),
-  lanes (B, C, L2, 5), lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
-  gt (B, C, 2), lane_route (B, C, R2, 8), n_lane_route (B, C), route_map (B, C, R),
-  lane_stops (B, C, S2, 2), n_lane_stops (B, C)
+- scene: log (Q, T, N, 5), log_valid (Q, T, N), log_s (Q, T, N) (time-major: replaying a step reads one
+  contiguous run per scene), size (Q, N, 2), n_agents (Q,),
+  edges (Q, E, 4), edge_grid (Q, 5), edge_cells (Q, G + 1), edge_items (Q, I) (the edges' grid,
+  `alpagym_env.sim.grid`), lights (Q, K, T)
+- routes: route (Q, C, R, 5), n_route (Q, C), edges (Q, C, E2, 4), edge_bins (Q, C, NB + 1),
+  lanes (Q, C, L2, 5), lane_bins (Q, C, NB + 1), n_bins (Q, C), stops (Q, C, S, 2), n_stops (Q, C),
+  gt (Q, C, 2), lane_route (Q, C, R2, 8), n_lane_route (Q, C), route_map (Q, C, R),
+  lane_stops (Q, C, S2, 2), n_lane_stops (Q, C)
 - state: agent (B, N, 8), valid (B, N), path_s (B, N), t (B,), track (B, C, NUM_TRACK),
   episode (B, C, NUM_CHANNELS, 3), contact (B, C, N) int8 (each controlled slot's latched collision
   verdict against every slot; part of the snapshots, so a restored episode judges contacts alike)
@@ -36,6 +38,7 @@ import numpy as np
 
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
+from alpagym_env.envs.scene_bank import SceneRows
 from alpagym_env.scenarios.mapped import MappedSuite
 from alpagym_env.scenarios.schema import ARRAY_FIELDS, Scenario
 from alpagym_env.sim import controller, engine
@@ -129,6 +132,10 @@ class BatchedSim:
         reward_scale: (Kr,) float64 scale of each reward term.
         cache_size: Compiled scenes kept in memory (of sources other than a named suite, whose compiled
             scenes the process shares).
+        spare_scenes: Bank rows beyond the B in use (default min(B - 1, 64): none for a single env):
+            the scenes that slots left most recently stay loaded there, so drawing one again copies
+            nothing. Each row holds one scene's padded arrays, about 0.4 MB at the default horizon and
+            32 agents.
     """
 
     def __init__(
@@ -141,6 +148,7 @@ class BatchedSim:
         reward_index: np.ndarray | None = None,
         reward_scale: np.ndarray | None = None,
         cache_size: int = 2048,
+        spare_scenes: int | None = None,
     ) -> None:
         self.config = config
         self.num_scenes, self.num_controlled = num_scenes, num_controlled
@@ -155,34 +163,41 @@ class BatchedSim:
         b, c, n, t = num_scenes, num_controlled, config.max_agents, config.horizon + 1
         self.dt = 0.1
         self.obs_dim = obs_size(config.obs.num_agents, config.obs.route_points)
+        spare = min(b - 1, 64) if spare_scenes is None else int(spare_scenes)
+        if spare < 0:
+            raise ValueError(f"spare_scenes must be >= 0, got {spare_scenes}")
+        q = b + spare  # the static buffers: a row per bank row
+        self._rows = SceneRows(q, b)
+        self.row = self._rows.row  # (B,) the bank row each scene slot reads
+        self._row_scene: list[CompiledScene | None] = [None] * q  # the compiled scene of each row
         self.scene = {
-            "log": np.zeros((b, t, n, 5)),
-            "log_valid": np.zeros((b, t, n), dtype=np.bool_),
-            "log_s": np.zeros((b, t, n)),
-            "size": np.ones((b, n, 2)),
-            "n_agents": np.zeros(b, dtype=np.int64),
-            "edges": np.zeros((b, 1, 4)),
-            "edge_grid": np.zeros((b, 5)),
-            "edge_cells": np.zeros((b, 2), dtype=np.int64),
-            "edge_items": np.zeros((b, 1), dtype=np.int64),
-            "lights": np.zeros((b, 1, t), dtype=np.int8),
+            "log": np.zeros((q, t, n, 5)),
+            "log_valid": np.zeros((q, t, n), dtype=np.bool_),
+            "log_s": np.zeros((q, t, n)),
+            "size": np.ones((q, n, 2)),
+            "n_agents": np.zeros(q, dtype=np.int64),
+            "edges": np.zeros((q, 1, 4)),
+            "edge_grid": np.zeros((q, 5)),
+            "edge_cells": np.zeros((q, 2), dtype=np.int64),
+            "edge_items": np.zeros((q, 1), dtype=np.int64),
+            "lights": np.zeros((q, 1, t), dtype=np.int8),
         }
         self.routes = {
-            "route": np.zeros((b, c, 2, 5)),
-            "n_route": np.full((b, c), 2, dtype=np.int64),
-            "edges": np.zeros((b, c, 1, 4)),
-            "edge_bins": np.zeros((b, c, 2), dtype=np.int64),
-            "lanes": np.zeros((b, c, 1, 5)),
-            "lane_bins": np.zeros((b, c, 2), dtype=np.int64),
-            "n_bins": np.ones((b, c), dtype=np.int64),
-            "stops": np.zeros((b, c, 1, 2)),
-            "n_stops": np.zeros((b, c), dtype=np.int64),
-            "gt": np.zeros((b, c, 2)),
-            "lane_route": np.zeros((b, c, 2, 8)),
-            "n_lane_route": np.full((b, c), 2, dtype=np.int64),
-            "route_map": np.zeros((b, c, 2)),
-            "lane_stops": np.zeros((b, c, 1, 2)),
-            "n_lane_stops": np.zeros((b, c), dtype=np.int64),
+            "route": np.zeros((q, c, 2, 5)),
+            "n_route": np.full((q, c), 2, dtype=np.int64),
+            "edges": np.zeros((q, c, 1, 4)),
+            "edge_bins": np.zeros((q, c, 2), dtype=np.int64),
+            "lanes": np.zeros((q, c, 1, 5)),
+            "lane_bins": np.zeros((q, c, 2), dtype=np.int64),
+            "n_bins": np.ones((q, c), dtype=np.int64),
+            "stops": np.zeros((q, c, 1, 2)),
+            "n_stops": np.zeros((q, c), dtype=np.int64),
+            "gt": np.zeros((q, c, 2)),
+            "lane_route": np.zeros((q, c, 2, 8)),
+            "n_lane_route": np.full((q, c), 2, dtype=np.int64),
+            "route_map": np.zeros((q, c, 2)),
+            "lane_stops": np.zeros((q, c, 1, 2)),
+            "n_lane_stops": np.zeros((q, c), dtype=np.int64),
         }
         self.state = {
             "agent": np.zeros((b, n, NUM_STATE)),
@@ -284,36 +299,28 @@ class BatchedSim:
         return grown
 
     def load(self, b: int, index: int, controlled: tuple[int, ...] | None = None) -> None:
-        """Copies scenario `index` into scene slot `b` (does not reset its state).
+        """Points scene slot `b` at scenario `index` (does not reset its state).
 
-        A slot that already holds the scene is left as it is: no kernel writes the scene and route
-        arrays, so resetting a scene in place (evaluation repeats, a fixed benchmark batch) copies nothing.
+        No kernel writes the scene and route arrays, so a scene in the bank is shared, not copied: a
+        slot that already holds the scene is left as it is (evaluation repeats, a fixed benchmark batch),
+        and a scene that another slot holds or that a slot left recently (one of the `spare_scenes`)
+        loads by pointing the slot at its row. Otherwise the scene is copied into the row idle longest.
         """
-        if self._key[b] == (index, controlled) and self.compiled[b] is not None:
+        key = (index, controlled)
+        if self._key[b] == key and self.compiled[b] is not None:
             return
-        cs = self.compile(index, controlled)
-        if len(cs.routes) != self.num_controlled:
-            raise ValueError(f"scene needs {self.num_controlled} controlled agents, got {len(cs.routes)}")
-        if cs not in self._fitting:
-            self._make_room(cs)
-        sc, rt, n = self.scene, self.routes, cs.num_agents
-        # Slots n.. keep stale data: every kernel reads only the first n_agents[b] slots.
-        sc["log"][b, :, :n], sc["log_valid"][b, :, :n], sc["log_s"][b, :, :n] = cs.log, cs.log_valid, cs.log_s
-        sc["size"][b, :n] = cs.size
-        sc["n_agents"][b] = n
-        sc["edge_grid"][b] = cs.edge_grid[0]
-        sc["lights"][b] = 0
-        for name, arr in _scene_arrays(cs):
-            sc[name][b, : arr.shape[0]] = arr
-        for c, r in enumerate(cs.routes):
-            for name, arr in _route_arrays(r):
-                rt[name][b, c, : arr.shape[0]] = arr
-            rt["n_route"][b, c] = r.route.shape[0]
-            rt["n_bins"][b, c] = r.edge_bins.shape[0] - 1
-            rt["n_stops"][b, c] = r.stops.shape[0]
-            rt["n_lane_route"][b, c] = r.lane_route.shape[0]
-            rt["n_lane_stops"][b, c] = r.lane_stops.shape[0]
-            rt["gt"][b, c] = r.s_start, r.log_length
+        k = self._rows.find(key)
+        if k is None:
+            cs = self.compile(index, controlled)
+            if len(cs.routes) != self.num_controlled:
+                raise ValueError(f"scene needs {self.num_controlled} controlled agents, got {len(cs.routes)}")
+            if cs not in self._fitting:
+                self._make_room(cs)
+            k = self._rows.assign(b, key)
+            self._write_row(k, cs)
+        else:
+            self._rows.assign(b, key)
+            cs = self._row_scene[k]
         self.scenario_index[b] = index
         self.compiled[b] = cs
         self.episode_steps[b] = cs.steps
@@ -325,7 +332,29 @@ class BatchedSim:
                 "other scenes shorter than the horizon are truncated the same way without a warning",
                 stacklevel=2,
             )
-        self._key[b] = (index, controlled)
+        self._key[b] = key
+
+    def _write_row(self, k: int, cs: CompiledScene) -> None:
+        """Copies compiled scene `cs` into bank row `k`."""
+        sc, rt, n = self.scene, self.routes, cs.num_agents
+        # Agent slots n.. keep stale data: every kernel reads only the first n_agents[k] slots.
+        sc["log"][k, :, :n], sc["log_valid"][k, :, :n], sc["log_s"][k, :, :n] = cs.log, cs.log_valid, cs.log_s
+        sc["size"][k, :n] = cs.size
+        sc["n_agents"][k] = n
+        sc["edge_grid"][k] = cs.edge_grid[0]
+        sc["lights"][k] = 0
+        for name, arr in _scene_arrays(cs):
+            sc[name][k, : arr.shape[0]] = arr
+        for c, r in enumerate(cs.routes):
+            for name, arr in _route_arrays(r):
+                rt[name][k, c, : arr.shape[0]] = arr
+            rt["n_route"][k, c] = r.route.shape[0]
+            rt["n_bins"][k, c] = r.edge_bins.shape[0] - 1
+            rt["n_stops"][k, c] = r.stops.shape[0]
+            rt["n_lane_route"][k, c] = r.lane_route.shape[0]
+            rt["n_lane_stops"][k, c] = r.lane_stops.shape[0]
+            rt["gt"][k, c] = r.s_start, r.log_length
+        self._row_scene[k] = cs
 
     def _make_room(self, cs: CompiledScene) -> None:
         """Grows the scene and route buffers that are too small for `cs` (they never shrink, so a
@@ -344,7 +373,7 @@ class BatchedSim:
 
     def _build_tuples(self):
         return (
-            tuple(self.scene[k] for k in SCENE_FIELDS),
+            (self.row, *(self.scene[k] for k in SCENE_FIELDS)),
             tuple(self.routes[k] for k in ROUTE_FIELDS),
             tuple(self.state[k] for k in STATE_FIELDS),
         )
@@ -476,7 +505,7 @@ class BatchedSim:
             self.state["episode"][:, c],
             self.state["t"],
             self.state["track"][:, c, TR_CUT_STEPS],
-            self.routes["gt"][:, c, 1],
+            self.routes["gt"][self.row, c, 1],
             np.asarray(ids, dtype=np.int64),
             out,
         )

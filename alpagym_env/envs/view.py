@@ -30,7 +30,7 @@ class SceneView:
             self._scene = cs
         n = cs.num_agents
         agent = sim.state["agent"][b, :n]
-        size = sim.scene["size"][b, :n]
+        size = cs.size
         t = int(sim.state["t"][b])
         hit = np.zeros(n, dtype=bool)
         hit[: sim.num_controlled] = sim.metrics[b, :, M.COLLISION_ANY] > 0

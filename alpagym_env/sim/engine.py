@@ -100,16 +100,18 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             control, `TrajectoryConfig.action_dim` poses for trajectory actions.
         active: (B,) bool, scenes to step.
         expert: (B, C) bool, controlled slots that follow their log instead of the action.
-        scene: Tuple of the scenes' static arrays: log (B, T, N, 5), log_valid (B, T, N),
-            log_s (B, T, N) (time-major: a step of every slot of a scene is contiguous), size (B, N, 2),
-            n_agents (B,), edges (B, E, 4), then their grid (`alpagym_env.sim.grid`): edge_grid (B, 5),
-            edge_cells (B, G + 1), edge_items (B, I); lights (B, K, T) int8.
-        routes: Tuple of the controlled slots' route arrays: route (B, C, R, 5), n_route (B, C),
-            edges (B, C, E2, 4), edge_bins (B, C, NB + 1), lanes (B, C, L2, 5),
-            lane_bins (B, C, NB + 1), n_bins (B, C), stops (B, C, S, 2), n_stops (B, C),
-            gt (B, C, 2) ``[s_start, log_length]``, then the lane route the observation shows:
-            lane_route (B, C, R2, 8), n_lane_route (B, C), route_map (B, C, R), lane_stops (B, C, S2, 2),
-            n_lane_stops (B, C).
+        scene: Tuple: row (B,) int64, the row of the scene bank each scene slot reads its scene from
+            (`alpagym_env.envs.batched_sim`: slots that hold the same scene share a row), then the
+            bank's static arrays, K rows of compiled scenes: log (K, T, N, 5), log_valid (K, T, N),
+            log_s (K, T, N) (time-major: a step of every slot of a scene is contiguous), size (K, N, 2),
+            n_agents (K,), edges (K, E, 4), then their grid (`alpagym_env.sim.grid`): edge_grid (K, 5),
+            edge_cells (K, G + 1), edge_items (K, I); lights (K, L, T) int8.
+        routes: Tuple of the bank rows' route arrays, one per controlled slot: route (K, C, R, 5),
+            n_route (K, C), edges (K, C, E2, 4), edge_bins (K, C, NB + 1), lanes (K, C, L2, 5),
+            lane_bins (K, C, NB + 1), n_bins (K, C), stops (K, C, S, 2), n_stops (K, C),
+            gt (K, C, 2) ``[s_start, log_length]``, then the lane route the observation shows:
+            lane_route (K, C, R2, 8), n_lane_route (K, C), route_map (K, C, R), lane_stops (K, C, S2, 2),
+            n_lane_stops (K, C).
         state: Tuple of the dynamic arrays, updated in place: agent (B, N, 8), valid (B, N),
             path_s (B, N), t (B,), track (B, C, NUM_TRACK), episode (B, C, NUM_CHANNELS, 3),
             contact (B, C, N) int8 latched collision verdicts (`alpagym_env.sim.measure`).
@@ -125,7 +127,7 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             (NUM_CTRL_PARAMS,), controller scratch (B, C, rows, WORK_COLS), flags (B, C) int64 written
             with the controller's FLAG_* bits.
     """
-    log, log_valid, log_s, size, n_agents, edges, grid, cells, items, lights = scene
+    row, log, log_valid, log_s, size, n_agents, edges, grid, cells, items, lights = scene
     route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes[:10]
     lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state
@@ -137,14 +139,15 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
     for b in prange(actions.shape[0]):
         if not active[b]:
             continue
-        n = n_agents[b]
+        k = row[b]  # the bank row of the scene slot b holds
+        n = n_agents[k]
         t1 = min(t[b] + 1, t_max)
         for c in range(num_c):
             ctrl_flags[b, c] = 0
             if track[b, c, TR_DONE] > 0.0:
                 valid[b, c] = False  # a controlled agent that finished leaves the scene
             elif expert[b, c]:
-                set_from_log(agent[b], log[b], t1, c, dt)
+                set_from_log(agent[b], log[k], t1, c, dt)
             else:
                 ctrl_flags[b, c] = apply_action(
                     agent[b], c, actions[b, c], dyn_p, kind, ctrl_p, dt, ctrl_work[b, c]
@@ -154,10 +157,10 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
                 agent[b],
                 valid[b],
                 path_s[b],
-                log[b],
-                log_s[b],
-                log_valid[b],
-                size[b],
+                log[k],
+                log_s[k],
+                log_valid[k],
+                size[k],
                 t1,
                 num_c,
                 n,
@@ -167,9 +170,9 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
                 slots[b],
             )
         else:
-            replay_step(agent[b], valid[b], log[b], log_valid[b], t1, num_c, n, dt)
+            replay_step(agent[b], valid[b], log[k], log_valid[k], t1, num_c, n, dt)
         t[b] += 1
-        light_now = lights[b, :, t1]
+        light_now = lights[k, :, t1]
         truncated[b] = t[b] >= horizon[b]
         for c in range(num_c):
             tr = track[b, c]
@@ -177,18 +180,18 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
                 reward[b, c] = 0.0
                 r_terms[b, c, :] = 0.0
                 continue
-            nr = n_route[b, c]
-            s, lat, route_h = locate(agent[b, c, 0], agent[b, c, 1], route[b, c], nr, tr)
+            nr = n_route[k, c]
+            s, lat, route_h = locate(agent[b, c, 0], agent[b, c, 1], route[k, c], nr, tr)
             m = metrics[b, c]
-            route_end = route[b, c, nr - 1, R_S]
-            measure(agent[b], valid[b], size[b], n, c, s, lat, route_h, route_end, redges[b, c], ebins[b, c],
-                    rlanes[b, c], lbins[b, c], n_bins[b, c], edges[b], grid[b], cells[b], items[b],
-                    stops[b, c], n_stops[b, c], light_now, log[b, :, c], log_valid[b, :, c], t1, dt,
-                    gt[b, c, 0], gt[b, c, 1], tr, contact[b, c], m)  # fmt: skip
+            route_end = route[k, c, nr - 1, R_S]
+            measure(agent[b], valid[b], size[k], n, c, s, lat, route_h, route_end, redges[k, c], ebins[k, c],
+                    rlanes[k, c], lbins[k, c], n_bins[k, c], edges[k], grid[k], cells[k], items[k],
+                    stops[k, c], n_stops[k, c], light_now, log[k, :, c], log_valid[k, :, c], t1, dt,
+                    gt[k, c, 0], gt[k, c, 1], tr, contact[b, c], m)  # fmt: skip
             total = 0.0
-            for k in range(r_index.shape[0]):
-                r_terms[b, c, k] = r_scale[k] * m[r_index[k]]
-                total += r_terms[b, c, k]
+            for j in range(r_index.shape[0]):
+                r_terms[b, c, j] = r_scale[j] * m[r_index[j]]
+                total += r_terms[b, c, j]
             reward[b, c] = total
             # One verdict for every consumer: the reward terms above, the episode aggregate and the
             # termination all read the same metric channels of this step.
@@ -197,8 +200,8 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
             terminated[b, c] = done
             if done:
                 tr[TR_DONE] = 1.0
-            write_obs(agent[b], valid[b], size[b], n, c, lane[b, c], n_lane[b, c], rmap[b, c], nr, s,
-                      lstops[b, c], n_lstops[b, c], light_now, t[b], obs_p, obs[b, c], owork[b],
+            write_obs(agent[b], valid[b], size[k], n, c, lane[k, c], n_lane[k, c], rmap[k, c], nr, s,
+                      lstops[k, c], n_lstops[k, c], light_now, t[b], obs_p, obs[b, c], owork[b],
                       oiwork[b])  # fmt: skip
 
 
@@ -253,7 +256,7 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
 
     Arguments are those of `step_batch`; `num_c` is the number of controlled slots.
     """
-    log, log_valid, log_s, size, n_agents, edges, grid, cells, items, lights = scene
+    row, log, log_valid, log_s, size, n_agents, edges, grid, cells, items, lights = scene
     route, n_route, redges, ebins, rlanes, lbins, n_bins, stops, n_stops, gt = routes[:10]
     lane, n_lane, rmap, lstops, n_lstops = routes[10:]
     agent, valid, path_s, t, track, episode, contact = state
@@ -262,32 +265,33 @@ def reset_batch(mask, num_c, scene, routes, state, params, out):
     for b in prange(mask.shape[0]):
         if not mask[b]:
             continue
-        n = n_agents[b]
+        k = row[b]  # the bank row of the scene slot b holds
+        n = n_agents[k]
         t[b] = 0
         agent[b, :, :] = 0.0
         for i in range(n):
-            valid[b, i] = log_valid[b, 0, i]
-            path_s[b, i] = log_s[b, 0, i]
-            set_from_log(agent[b], log[b], 0, i, dt)
+            valid[b, i] = log_valid[k, 0, i]
+            path_s[b, i] = log_s[k, 0, i]
+            set_from_log(agent[b], log[k], 0, i, dt)
         for i in range(n, valid.shape[1]):
             valid[b, i] = False
-        light_now = lights[b, :, 0]
+        light_now = lights[k, :, 0]
         truncated[b] = False
         for c in range(num_c):
             valid[b, c] = True
-            reset_controlled(agent[b], log[b], c, dt)
+            reset_controlled(agent[b], log[k], c, dt)
             tr = track[b, c]
             tr[TR_HINT] = 0.0
-            s, lat, route_h = locate(agent[b, c, 0], agent[b, c, 1], route[b, c], n_route[b, c], tr)
-            _init_track(agent[b], log[b], c, s, lat, route_h, dt, tr)
+            s, lat, route_h = locate(agent[b, c, 0], agent[b, c, 1], route[k, c], n_route[k, c], tr)
+            _init_track(agent[b], log[k], c, s, lat, route_h, dt, tr)
             episode[b, c, :, :] = 0.0
             contact[b, c, :] = 0
             metrics[b, c, :] = 0.0
             r_terms[b, c, :] = 0.0
             reward[b, c] = 0.0
             terminated[b, c] = False
-            write_obs(agent[b], valid[b], size[b], n, c, lane[b, c], n_lane[b, c], rmap[b, c],
-                      n_route[b, c], s, lstops[b, c], n_lstops[b, c], light_now, 0, obs_p,
+            write_obs(agent[b], valid[b], size[k], n, c, lane[k, c], n_lane[k, c], rmap[k, c],
+                      n_route[k, c], s, lstops[k, c], n_lstops[k, c], light_now, 0, obs_p,
                       obs[b, c], owork[b], oiwork[b])  # fmt: skip
 
 

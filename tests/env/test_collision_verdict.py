@@ -29,7 +29,7 @@ def rear_ended_scene():
 
 def fresh_side(env) -> int:
     """The side a per-step classification (the old rule) would give the ego's contact with slot 1."""
-    a, size = env.sim.state["agent"][0], env.sim.scene["size"][0]
+    a, size = env.sim.state["agent"][0], env.sim.compiled[0].size
     return collision_side(*a[0, X : YAW + 1], *size[0], *a[1, X : YAW + 1], *size[1])
 
 

@@ -58,18 +58,28 @@ def test_random_workload_resets_finished_scenes(scaling):
     assert resets > 0 and not (w.sim.terminated[:, 0] & (w.sim.state["t"] > 0)).any()
 
 
-def test_random_workload_can_restart_each_slot_on_its_own_scene(scaling):
-    scenes = scaling.scenes_with_agents(4, 8)
-    drawn = scaling.RawWorkload(scenes, 4, "random", max_agents=8)
-    kept = scaling.RawWorkload(scenes, 4, "random", max_agents=8, redraw=False)
-    resets = 0
+def test_random_workload_can_restart_each_slot_on_its_own_scene_or_copy_every_load(scaling):
+    scenes = scaling.scenes_with_agents(9, 8)
+    drawn = scaling.RawWorkload(scenes[:4], 4, "random", max_agents=8)
+    kept = scaling.RawWorkload(scenes[:4], 4, "random", max_agents=8, loads="kept")
+    copied = scaling.RawWorkload(scenes, 4, "random", max_agents=8, loads="copied")
+    assert copied.sim.row.tolist() == [0, 1, 2, 3] and len(copied.sim.scene["log"]) == 4  # no spare rows
+    resets, copies = 0, 0
     for _ in range(60):
         drawn.step()
         kept.step()
+        before = copied.sim.scenario_index.copy()
+        copied.step()
         resets += int((kept.sim.state["t"] == 0).sum())
-    assert resets > 0
+        new = copied.sim.scenario_index != before
+        assert not np.isin(copied.sim.scenario_index[new], before).any()  # a scene no slot held
+        copies += int(new.sum())
+        assert len(set(copied.sim.scenario_index.tolist())) == 4  # so no two slots share a row
+    assert resets > 0 and copies > 0
     np.testing.assert_array_equal(kept.sim.scenario_index, kept.ids)
     assert (drawn.sim.scenario_index != drawn.ids).any()  # 60 steps of resets draw other scenes
+    with pytest.raises(ValueError, match="more scenes than the 4 slots"):
+        scaling.RawWorkload(scenes[:4], 4, "random", max_agents=8, loads="copied")
 
 
 def test_interleaved_rates_time_every_step_in_turns(scaling):
