@@ -43,11 +43,13 @@ RESET_OPTIONS = ("reset_mask", "scenario_ids", "states")
 class AlpaDriveVectorEnv(VectorEnv):
     """`num_envs` AlpaDrive scenes stepped together by the batched engine.
 
-    Takes every keyword argument of `AlpaDriveEnv` plus `num_envs` and `autoreset_mode`
+    Takes every keyword argument of `AlpaDriveEnv` plus `num_envs`, `autoreset_mode`
     (`AutoresetMode.NEXT_STEP`, the default, `SAME_STEP` or `DISABLED`; also the `autoreset_mode`
-    attribute). Finished sub-envs keep their last observation and ``info["alpagym"]``
-    (`alpagym_env.envs.infos`): with NEXT_STEP they are returned on the finishing step and the sub-env resets
-    on the next call (its action ignored); with SAME_STEP they are in
+    attribute) and `spare_scenes` (`BatchedSim`'s: scenes kept loaded beyond the num_envs in use, so that
+    drawing one again copies nothing; default min(num_envs - 1, 64), about 0.4 MB each, and as many as
+    the suite has keep every scene loaded). Finished sub-envs keep their last observation and
+    ``info["alpagym"]`` (`alpagym_env.envs.infos`): with NEXT_STEP they are returned on the finishing
+    step and the sub-env resets on the next call (its action ignored); with SAME_STEP they are in
     ``info["final_obs"]`` / ``info["final_info"]`` and the reset observation is returned at once; with
     DISABLED the sub-env stays frozen (not stepped, reward 0) until a reset names it in ``reset_mask``
     (what group rollouts use: each member runs to its own end, nothing is simulated after it).
@@ -67,6 +69,7 @@ class AlpaDriveVectorEnv(VectorEnv):
         scenarios: Sequence[Scenario] | None = None,
         render_config: Any = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        spare_scenes: int | None = None,
         **kwargs: Any,
     ) -> None:
         if int(num_envs) < 1:
@@ -84,7 +87,14 @@ class AlpaDriveVectorEnv(VectorEnv):
         self._scenarios = scenario_source(self.config, scenarios)
         index, scale = self.reward_spec.kernel_arrays()
         self.sim = BatchedSim(
-            self.config, self.num_envs, self._scenarios, len(self._scenarios), 1, index, scale
+            self.config,
+            self.num_envs,
+            self._scenarios,
+            len(self._scenarios),
+            1,
+            index,
+            scale,
+            spare_scenes=spare_scenes,
         )
         self.single_action_space = action_space(self.config)
         self.single_observation_space = observation_space(self.config, self.sim.obs_dim)

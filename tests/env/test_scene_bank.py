@@ -1,9 +1,11 @@
 """The scene bank: slots share the rows of scenes they hold, and a scene still in the bank loads
 without a copy, with the same simulation as one copied in afresh."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
+import alpagym_env  # noqa: F401  (registers AlpaDrive-v0)
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
 from alpagym_env.envs.batched_sim import BatchedSim
@@ -99,3 +101,23 @@ def test_shared_and_reused_rows_simulate_exactly_like_copies():
         banks[0].episode_metric_table([b], m)
         singles[b].episode_metric_table([0], ref)
         np.testing.assert_array_equal(m[:, b], ref[:, 0])
+
+
+def test_a_vector_env_with_a_spare_row_per_scene_keeps_the_whole_suite_loaded():
+    scenes = _scenes(6)
+    env = gym.make_vec(
+        "AlpaDrive-v0", num_envs=2, scenarios=scenes, spare_scenes=6, horizon=40, max_agents=12
+    )
+    assert env.sim.scene["log"].shape[0] == 8
+    for i in range(0, 6, 2):
+        env.reset(options={"scenario_ids": [i, i + 1]})
+    for group in (env.sim.scene, env.sim.routes):
+        for arr in group.values():
+            arr.flags.writeable = False  # every scene is in the bank: no reset may copy one
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        env.step(rng.uniform(-1, 1, (2, 2)).astype(np.float32))
+    for ids in ([5, 0], [3, 3], [1, 2]):
+        env.reset(options={"scenario_ids": ids})
+    with pytest.raises(ValueError, match="spare_scenes must be >= 0, got -1"):
+        gym.make_vec("AlpaDrive-v0", num_envs=2, scenarios=scenes, spare_scenes=-1)
