@@ -1,6 +1,6 @@
 """`SceneRows`: which row of `BatchedSim`'s scene bank holds which scene, and which rows may be overwritten.
 
-The bank holds K >= B compiled scenes; each of the B scene slots reads its scene from one row
+The bank holds Q >= B compiled scenes; each of the B scene slots reads its scene from one row
 (`row[b]`). Slots that hold the same scene share its row, and a row that no slot holds keeps its scene
 until a newly drawn scene needs the room (least recently released first). A scene already in the bank
 therefore loads without a copy: a group of rollouts of one scene, a scene drawn again from a small suite,
@@ -19,7 +19,7 @@ class SceneRows:
     """The bank's bookkeeping: rows by scene key, holders per row, and the idle rows in release order.
 
     Args:
-        num_rows: K, rows of the bank (at least `num_slots`, so a slot always finds a row).
+        num_rows: Q, rows of the bank (at least `num_slots`, so a slot always finds a row).
         num_slots: B, scene slots. Slot b starts on row b, holding no scene.
     """
 

@@ -102,16 +102,16 @@ def step_batch(actions, active, expert, scene, routes, state, params, out, ctrl)
         expert: (B, C) bool, controlled slots that follow their log instead of the action.
         scene: Tuple: row (B,) int64, the row of the scene bank each scene slot reads its scene from
             (`alpagym_env.envs.batched_sim`: slots that hold the same scene share a row), then the
-            bank's static arrays, K rows of compiled scenes: log (K, T, N, 5), log_valid (K, T, N),
-            log_s (K, T, N) (time-major: a step of every slot of a scene is contiguous), size (K, N, 2),
-            n_agents (K,), edges (K, E, 4), then their grid (`alpagym_env.sim.grid`): edge_grid (K, 5),
-            edge_cells (K, G + 1), edge_items (K, I); lights (K, L, T) int8.
-        routes: Tuple of the bank rows' route arrays, one per controlled slot: route (K, C, R, 5),
-            n_route (K, C), edges (K, C, E2, 4), edge_bins (K, C, NB + 1), lanes (K, C, L2, 5),
-            lane_bins (K, C, NB + 1), n_bins (K, C), stops (K, C, S, 2), n_stops (K, C),
-            gt (K, C, 2) ``[s_start, log_length]``, then the lane route the observation shows:
-            lane_route (K, C, R2, 8), n_lane_route (K, C), route_map (K, C, R), lane_stops (K, C, S2, 2),
-            n_lane_stops (K, C).
+            bank's static arrays, Q rows of compiled scenes: log (Q, T, N, 5), log_valid (Q, T, N),
+            log_s (Q, T, N) (time-major: a step of every slot of a scene is contiguous), size (Q, N, 2),
+            n_agents (Q,), edges (Q, E, 4), then their grid (`alpagym_env.sim.grid`): edge_grid (Q, 5),
+            edge_cells (Q, G + 1), edge_items (Q, I); lights (Q, K, T) int8.
+        routes: Tuple of the bank rows' route arrays, one per controlled slot: route (Q, C, R, 5),
+            n_route (Q, C), edges (Q, C, E2, 4), edge_bins (Q, C, NB + 1), lanes (Q, C, L2, 5),
+            lane_bins (Q, C, NB + 1), n_bins (Q, C), stops (Q, C, S, 2), n_stops (Q, C),
+            gt (Q, C, 2) ``[s_start, log_length]``, then the lane route the observation shows:
+            lane_route (Q, C, R2, 8), n_lane_route (Q, C), route_map (Q, C, R), lane_stops (Q, C, S2, 2),
+            n_lane_stops (Q, C).
         state: Tuple of the dynamic arrays, updated in place: agent (B, N, 8), valid (B, N),
             path_s (B, N), t (B,), track (B, C, NUM_TRACK), episode (B, C, NUM_CHANNELS, 3),
             contact (B, C, N) int8 latched collision verdicts (`alpagym_env.sim.measure`).
