@@ -134,7 +134,7 @@ class BatchedSim:
             scenes the process shares).
         spare_scenes: Bank rows beyond the B in use (default min(B - 1, 64): none for a single env):
             the scenes that slots left most recently stay loaded there, so drawing one again copies
-            nothing. Each row holds one scene's padded arrays, about 0.4 MB at the default horizon and
+            nothing. Each row holds one scene's padded arrays, about 0.8 MB at the default horizon and
             32 agents.
     """
 

@@ -46,7 +46,7 @@ class AlpaDriveVectorEnv(VectorEnv):
     Takes every keyword argument of `AlpaDriveEnv` plus `num_envs`, `autoreset_mode`
     (`AutoresetMode.NEXT_STEP`, the default, `SAME_STEP` or `DISABLED`; also the `autoreset_mode`
     attribute) and `spare_scenes` (`BatchedSim`'s: scenes kept loaded beyond the num_envs in use, so that
-    drawing one again copies nothing; default min(num_envs - 1, 64), about 0.4 MB each, and as many as
+    drawing one again copies nothing; default min(num_envs - 1, 64), about 0.8 MB each, and as many as
     the suite has keep every scene loaded). Finished sub-envs keep their last observation and
     ``info["alpagym"]`` (`alpagym_env.envs.infos`): with NEXT_STEP they are returned on the finishing
     step and the sub-env resets on the next call (its action ignored); with SAME_STEP they are in
