@@ -42,11 +42,11 @@ def grpo(*overrides: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke suite, short episodes, 4 updates")
+    parser.add_argument("--quick", action="store_true", help="smoke suite, short episodes, 12 updates")
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--out", default="runs/two_machines", help="one working directory per machine here")
     args = parser.parse_args()
-    updates = 4 if args.quick else args.updates
+    updates = 12 if args.quick else args.updates
     small = ["env.suite=smoke", "env.horizon=40", "learner.val_suite=smoke", "learner.val_scenes=8"]
     small += ["learner.groups_per_update=4", "learner.group_size=4", "progress=false"] if args.quick else []
     work = Path(args.out)
@@ -70,7 +70,9 @@ def main() -> None:
         run += ["learner.min_actors=2"]  # start training once both machines' actors are up
         learner = grpo("topology=learner", f"redis.url={url}", *run, *small, cwd=machines["A"], env=private)
         actor = ("topology=actor", f"redis.url={url}", "actors.numba_threads=1", "actors.groups_per_push=1")
-        actor += ("actors.num_envs=4",) if args.quick else ()  # one group in flight: both actors take turns
+        # Quick: one group in flight and at most one waiting unread, so neither actor can supply a whole
+        # short run while the other is still starting (or descheduled on a busy machine).
+        actor += ("actors.num_envs=4", "actors.max_queue=1") if args.quick else ()
         actors = [grpo(*actor, cwd=machines[m], env=private) for m in ("B", "C")]
         code = learner.wait()
         for a in actors:  # they exit by themselves once the learner is done; not if it failed
