@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
+from numba import njit
 
 from alpagym_env import metrics as M
 from alpagym_env.config import EnvConfig
@@ -22,22 +23,50 @@ from alpagym_env.scenarios.schema import Scenario
 from alpagym_env.sim.observation import OBS_BOUND, obs_layout
 
 
-def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def check_actions(actions: np.ndarray, shape: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray:
     """Validates a batch of normalised actions: float64 array of `shape`, finite, clipped to [-1, 1].
+
+    Args:
+        actions: The actions as given.
+        shape: Their expected shape.
+        out: Optional float64 array of `shape` (a view is fine) that receives the checked actions, so
+            that a caller with a buffer of its own copies them once.
+
+    Returns:
+        The checked actions (`out` when given).
 
     Raises:
         ValueError: naming the wrong shape or the non-finite entries.
     """
-    a = np.asarray(actions, dtype=np.float64)
+    a = np.asarray(actions, dtype=None if out is not None else np.float64)
     if a.shape != shape:
         raise ValueError(f"action has shape {np.shape(actions)}, expected {shape}")
-    lo, hi = a.min(), a.max()  # NaN propagates: in range means finite, and costs two reductions
-    if lo >= -1.0 and hi <= 1.0:
+    if out is not None:
+        if a.dtype in (np.float32, np.float64) and out.flags.c_contiguous:
+            if _copy_in_range(a.reshape(-1), out.reshape(-1)):  # one pass: copy and range check
+                return out
+        else:
+            np.copyto(out, a, casting="same_kind")
+        a = out
+    elif a.min() >= -1.0 and a.max() <= 1.0:  # NaN propagates: in range means finite
         return a
     if not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a)).tolist()
         raise ValueError(f"action contains NaN or inf at {bad}: {np.asarray(actions).tolist()}")
-    return a.clip(-1.0, 1.0)
+    return np.clip(a, -1.0, 1.0, out=out)
+
+
+@njit(cache=True)
+def _copy_in_range(src, dst):
+    """Copies `src` into `dst` ((n,) float32 or float64 into (n,) float64); True when every entry is in
+    [-1, 1] (a NaN is not)."""
+    ok = True
+    for i in range(src.shape[0]):
+        v = src[i]
+        dst[i] = v
+        if not (v >= -1.0 and v <= 1.0):
+            ok = False
+    return ok
 
 
 def scenario_source(config: EnvConfig, scenarios: Sequence[Scenario] | None) -> Sequence[Scenario]:

@@ -25,13 +25,8 @@ from alpagym_env.envs.drive_env import (
     scenario_source,
     split_obs,
 )
-from alpagym_env.envs.infos import (
-    EPISODE_INFO_KEYS,
-    INFO_KEY,
-    episode_info_table,
-    masked_info,
-    reward_info_key,
-)
+from alpagym_env.envs.infos import INFO_KEY, masked_info, reward_info_key, with_masks
+from alpagym_env.envs.outcome import TABLE_KEYS, settle
 from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import Scenario
@@ -100,10 +95,19 @@ class AlpaDriveVectorEnv(VectorEnv):
         self.single_observation_space = observation_space(self.config, self.sim.obs_dim)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self._term_info_keys = tuple(reward_info_key(t.key) for t in self.reward_spec.metric_terms)
+        keys = [reward_info_key(t.key) for t in self.reward_spec.metric_terms] + ["t", "scenario_index"]
+        if self.config.action_type == "trajectory":
+            keys += ["trajectory_infeasible", "trajectory_flags"]
+        self._step_info_keys = tuple(keys)
+        terminal = self.reward_spec.terminal_terms
+        self._terminal_rows = tuple((t, reward_info_key(t.key), TABLE_KEYS.index(t.name)) for t in terminal)
+        self._terminal_index = np.array([row for *_, row in self._terminal_rows], dtype=np.int64)
+        self._terminal_scale = np.array([t.scale for t in terminal], dtype=np.float64)
+        self._final_keys = (INFO_KEY, *(key for _, key, _ in self._terminal_rows))
         self._all_reset = False  # every sub-env was reset once: step() may run
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
         self._needs_reset = np.zeros(self.num_envs, dtype=np.bool_)
+        self._every = np.ones(self.num_envs, dtype=np.bool_)
         self._ep_return = np.zeros(self.num_envs)
         self._actions = np.zeros((self.num_envs, 1, self.sim.action_dim))
         self._render_config = render_config
@@ -127,17 +131,21 @@ class AlpaDriveVectorEnv(VectorEnv):
         else:
             if scenario_ids is None:
                 scenario_ids = [int(self._rng(b).integers(self.sim.num_scenarios)) for b in ids]
-            scenario_ids = [int(s) for s in scenario_ids]
-            if len(scenario_ids) != len(ids):
-                raise ValueError(
-                    f"scenario_ids holds {len(scenario_ids)} ids for {len(ids)} sub-envs to reset"
-                )
-            bad = [s for s in scenario_ids if not 0 <= s < self.sim.num_scenarios]
-            if bad:
-                raise ValueError(f"scenario_ids {bad} are outside 0..{self.sim.num_scenarios - 1}")
+            else:
+                scenario_ids = self._check_scenario_ids(scenario_ids, len(ids))
             self.sim.reset(ids, scenario_ids)
             self._ep_return[ids] = 0.0
         self._needs_reset[ids] = False
+
+    def _check_scenario_ids(self, scenario_ids, count: int) -> list[int]:
+        """`scenario_ids` as ints, one for each of `count` sub-envs, each a scene of the suite."""
+        scenario_ids = [int(s) for s in scenario_ids]
+        if len(scenario_ids) != count:
+            raise ValueError(f"scenario_ids holds {len(scenario_ids)} ids for {count} sub-envs to reset")
+        bad = [s for s in scenario_ids if not 0 <= s < self.sim.num_scenarios]
+        if bad:
+            raise ValueError(f"scenario_ids {bad} are outside 0..{self.sim.num_scenarios - 1}")
+        return scenario_ids
 
     def _rng(self, b: int) -> np.random.Generator:
         if self._rngs[b] is None:
@@ -172,43 +180,58 @@ class AlpaDriveVectorEnv(VectorEnv):
             if never:
                 raise RuntimeError(f"call reset() before step(): sub-envs {never} were never reset")
             self._all_reset = True
-        actions = check_actions(actions, (self.num_envs, *self.single_action_space.shape))
         sim = self.sim
-        disabled = self.autoreset_mode == AutoresetMode.DISABLED
-        # DISABLED: finished sub-envs stay frozen (reward 0, not stepped) until reset with a reset_mask.
-        resetting = np.zeros(0, dtype=np.int64) if disabled else np.flatnonzero(self._needs_reset)
-        if resetting.size:
-            self._reset_envs(resetting)
-        sim.active[:] = ~self._needs_reset
-        sim.active[resetting] = False
-        self._actions[:, 0] = actions
-        sim.step(self._actions)
-        stepped = sim.active
-        terminated = sim.terminated[:, 0] & stepped
-        truncated = sim.truncated & ~terminated & stepped
-        if self.reward_spec.fn is not None:
-            rewards = np.asarray(self.reward_spec.fn(self.step_metrics()), dtype=np.float64) * stepped
+        check_actions(actions, (self.num_envs, *self.single_action_space.shape), out=self._actions[:, 0])
+        # Finished sub-envs are not stepped: with NEXT_STEP they reset now, with DISABLED they stay frozen
+        # (reward 0) until a reset names them in reset_mask.
+        np.logical_not(self._needs_reset, out=sim.active)
+        if self.autoreset_mode == AutoresetMode.DISABLED:
+            shown = sim.active  # sub-envs with an info: those stepped
         else:
-            rewards = np.where(stepped, sim.reward[:, 0], 0.0)
-        done = terminated | truncated
-        done_ids = np.flatnonzero(done)
-        shown = stepped.copy()  # sub-envs with an info: stepped, and reset by this call (NEXT_STEP)
-        shown[resetting] = True
+            shown = self._every  # and those reset by this call
+            resetting = np.flatnonzero(self._needs_reset)
+            if resetting.size:
+                self._reset_envs(resetting)
+        sim.step(self._actions)
+        if self.reward_spec.fn is not None:
+            reward = np.asarray(self.reward_spec.fn(self.step_metrics()), dtype=np.float64)[:, None]
+        else:
+            reward = sim.reward
+        n = self.num_envs
+        terminated, truncated, done = np.empty((3, n), dtype=np.bool_)
+        values = np.zeros((1 + len(TABLE_KEYS), n))
+        rewards, table = values[0], values[1:]
+        finished = settle(
+            sim.active,
+            sim.terminated,
+            sim.truncated,
+            reward,
+            sim.state["t"],
+            sim.state["episode"],
+            sim.state["track"],
+            sim.routes["gt"],
+            sim.row,
+            self._terminal_index,
+            self._terminal_scale,
+            self._ep_return,
+            terminated,
+            truncated,
+            rewards,
+            done,
+            table,
+        )
         infos = self._step_infos(shown)
-        final: dict[str, Any] = {}  # what the finished sub-envs add: metrics and terminal reward terms
-        if done_ids.size:
-            table = episode_info_table(sim, done_ids)
-            ep = final[INFO_KEY] = dict(zip(EPISODE_INFO_KEYS, table, strict=True))
-            for term in self.reward_spec.terminal_terms:
-                final[reward_info_key(term.key)] = value = term.scale * ep[term.name]
-                rewards[done_ids] += value[done_ids]
-        self._ep_return += rewards
-        if done_ids.size:
-            ep["r"] = np.where(done, self._ep_return, 0.0)
         obs = self._obs()
-        if self.autoreset_mode == AutoresetMode.SAME_STEP and done_ids.size:
+        if not finished:
+            return obs, rewards, terminated, truncated, infos
+        # What the finished sub-envs add: their episode's metrics and the terminal reward terms.
+        terminal = [term.scale * table[row] for term, _, row in self._terminal_rows]
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            ep = dict(zip(TABLE_KEYS, table, strict=True))
+            final = dict(zip(self._final_keys, [ep, *terminal], strict=True))
             held = {k: np.where(done, v, np.zeros_like(v)) for k, v in infos.items() if k[0] != "_"}
-            final_obs = np.full(self.num_envs, None, dtype=object)
+            done_ids = np.flatnonzero(done)
+            final_obs = np.full(n, None, dtype=object)
             for b in done_ids:
                 final_obs[b] = _take(obs, b)
             self._reset_envs(done_ids)
@@ -216,21 +239,18 @@ class AlpaDriveVectorEnv(VectorEnv):
             infos.update(masked_info({"final_obs": final_obs, "final_info": {**held, **final}}, done))
             obs = self._obs()
         else:
-            infos.update(masked_info(final, done))
-            self._needs_reset[done_ids] = True
-        return obs, rewards, terminated.copy(), truncated.copy(), infos
+            infos.update(with_masks(self._final_keys, [with_masks(TABLE_KEYS, table, done), *terminal], done))
+            self._needs_reset |= done
+        return obs, rewards, terminated, truncated, infos
 
     def _step_infos(self, shown: np.ndarray) -> dict[str, Any]:
         """The last step's infos (`alpagym_env.envs.infos.step_info`) of sub-envs where `shown` is set."""
-        terms = self.sim.reward_terms[:, 0].T.copy()  # (terms, num_envs): one copy, rows as views
-        infos: dict[str, Any] = dict(zip(self._term_info_keys, terms, strict=True))
-        infos["t"] = self.sim.state["t"].copy()
-        infos["scenario_index"] = self.sim.scenario_index.copy()
+        sim = self.sim
+        values = [*sim.reward_terms[:, 0].T.copy(), sim.state["t"].copy(), sim.scenario_index.copy()]
         if self.config.action_type == "trajectory":
-            flags = self.sim.ctrl_flags[:, 0].astype(np.int64)
-            infos["trajectory_infeasible"] = (flags & INFEASIBLE) != 0
-            infos["trajectory_flags"] = flags
-        return masked_info(infos, shown)
+            flags = sim.ctrl_flags[:, 0].astype(np.int64)
+            values += [(flags & INFEASIBLE) != 0, flags]
+        return with_masks(self._step_info_keys, values, shown)
 
     def step_metrics(self) -> dict[str, np.ndarray]:
         """The last step's metric channels by name, (num_envs,) arrays."""

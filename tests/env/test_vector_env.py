@@ -44,11 +44,25 @@ def _compare_info(single: dict, vec: dict, i: int) -> None:
             assert vec[key][i] == value, key
 
 
+TERMINAL_REWARD = [
+    {"kind": "metric", "name": "progress", "scale": 1.0},
+    {"kind": "terminal", "name": "scene_score", "scale": 2.0},
+    {"kind": "terminal", "name": "collision_at_fault", "scale": -3.0},
+]
+
+
+def speed_reward(m):
+    return m["speed"] - m["dist_to_gt"]
+
+
+@pytest.mark.parametrize(
+    "reward", [None, TERMINAL_REWARD, speed_reward], ids=["default", "terminal", "callable"]
+)
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
-def test_sub_env_i_matches_a_single_env_seeded_seed_plus_i(mode):
+def test_sub_env_i_matches_a_single_env_seeded_seed_plus_i(mode, reward):
     n, seed, steps = 3, 5, 90
-    vec = AlpaDriveVectorEnv(num_envs=n, scenarios=scenes(), autoreset_mode=mode, **KW)
-    singles = [gym.make("AlpaDrive-v0", scenarios=scenes(), **KW).unwrapped for _ in range(n)]
+    vec = AlpaDriveVectorEnv(num_envs=n, scenarios=scenes(), autoreset_mode=mode, reward=reward, **KW)
+    singles = [gym.make("AlpaDrive-v0", scenarios=scenes(), reward=reward, **KW).unwrapped for _ in range(n)]
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, n, 2)).astype(np.float32)
     vobs, vinfo = vec.reset(seed=seed)
     pending = [False] * n
@@ -91,6 +105,29 @@ def test_reset_chosen_sub_envs_to_one_snapshot_like_a_grpo_group():
     # Identical actions from an identical state give identical steps.
     obs, rew, *_ = vec.step(np.full((4, 2), 0.3, dtype=np.float32))
     assert np.all(obs == obs[0]) and np.all(rew == rew[0])
+
+
+def test_actions_of_any_real_dtype_are_taken_as_float64_and_clipped():
+    given = {
+        "float64": np.full((3, 2), 0.5),
+        "float32": np.full((3, 2), 0.5, dtype=np.float32),
+        "float16": np.full((3, 2), 0.5, dtype=np.float16),
+        "list": [[0.5, 0.5]] * 3,
+        "over float64": np.full((3, 2), 1.0),
+        "over float32": np.full((3, 2), 4.0, dtype=np.float32),
+        "over int": np.full((3, 2), 3),
+    }
+    obs = {}
+    for name, actions in given.items():
+        vec = AlpaDriveVectorEnv(num_envs=3, scenarios=scenes(), **KW)
+        vec.reset(seed=0)
+        for _ in range(3):
+            obs[name] = vec.step(actions)[0]
+    for name in ("float32", "float16", "list"):
+        np.testing.assert_array_equal(obs[name], obs["float64"], err_msg=name)
+    for name in ("over float32", "over int"):
+        np.testing.assert_array_equal(obs[name], obs["over float64"], err_msg=name)
+    assert not np.array_equal(obs["float64"], obs["over float64"])
 
 
 def test_bad_actions_and_options_raise():
