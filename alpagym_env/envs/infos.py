@@ -14,7 +14,7 @@ scalars (an ``np.float64`` is also a Python float), as readers that batch infos 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -83,32 +83,18 @@ def masked_info(values: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
         mask: (num_envs,) bool, the sub-envs that hold the values.
 
     Returns:
-        `values`, each key with a ``_{key}`` copy of `mask` beside it.
+        `values`, each key with a ``_{key}`` copy of `mask` beside it (rows of one new array).
     """
-    flat = [masked_info(v, mask) if isinstance(v, dict) else v for v in values.values()]
-    return with_masks(tuple(values), flat, mask)
-
-
-def with_masks(keys: tuple[str, ...], values: Iterable[Any], mask: np.ndarray) -> dict[str, Any]:
-    """`masked_info` of values given in key order (nested dicts already masked).
-
-    Args:
-        keys: The info keys (a tuple: an env's keys are the same every step).
-        values: One value per key: (num_envs,) arrays, zeros where `mask` is False.
-        mask: (num_envs,) bool, the sub-envs that hold the values.
-
-    Returns:
-        The values by key, each with a ``_{key}`` copy of `mask` beside it (rows of one new array).
-    """
-    out = dict(zip(keys, values, strict=True))
+    keys = tuple(values)
+    out = {k: masked_info(v, mask) if isinstance(v, dict) else v for k, v in values.items()}
     masks = np.empty((len(keys), mask.shape[0]), dtype=np.bool_)
     masks[:] = mask
-    out.update(zip(_mask_keys(keys), masks, strict=True))
+    out.update(zip(mask_keys(keys), masks, strict=True))
     return out
 
 
 @functools.lru_cache(maxsize=256)
-def _mask_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+def mask_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     """``_{key}`` of each of `keys` (an env's info keys are the same every step)."""
     return tuple(f"_{k}" for k in keys)
 

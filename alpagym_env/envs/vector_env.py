@@ -25,8 +25,16 @@ from alpagym_env.envs.drive_env import (
     scenario_source,
     split_obs,
 )
-from alpagym_env.envs.infos import INFO_KEY, masked_info, reward_info_key, with_masks
-from alpagym_env.envs.outcome import TABLE_KEYS, settle
+from alpagym_env.envs.infos import INFO_KEY, mask_keys, masked_info, reward_info_key
+from alpagym_env.envs.outcome import (
+    DONE,
+    FIRST_MASK,
+    TABLE_KEYS,
+    TERMINATED,
+    TRUNCATED,
+    empty_outcome,
+    settle,
+)
 from alpagym_env.envs.view import SceneView
 from alpagym_env.rewards import Reward, resolve
 from alpagym_env.scenarios.schema import Scenario
@@ -95,15 +103,20 @@ class AlpaDriveVectorEnv(VectorEnv):
         self.single_observation_space = observation_space(self.config, self.sim.obs_dim)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        keys = [reward_info_key(t.key) for t in self.reward_spec.metric_terms] + ["t", "scenario_index"]
+        self._term_info_keys = tuple(reward_info_key(t.key) for t in self.reward_spec.metric_terms)
+        keys = [*self._term_info_keys, "t", "scenario_index"]
         if self.config.action_type == "trajectory":
             keys += ["trajectory_infeasible", "trajectory_flags"]
         self._step_info_keys = tuple(keys)
+        self._step_mask_keys = mask_keys(self._step_info_keys)
+        self._table_mask_keys = mask_keys(TABLE_KEYS)
         terminal = self.reward_spec.terminal_terms
         self._terminal_rows = tuple((t, reward_info_key(t.key), TABLE_KEYS.index(t.name)) for t in terminal)
         self._terminal_index = np.array([row for *_, row in self._terminal_rows], dtype=np.int64)
         self._terminal_scale = np.array([t.scale for t in terminal], dtype=np.float64)
         self._final_keys = (INFO_KEY, *(key for _, key, _ in self._terminal_rows))
+        self._final_mask_keys = mask_keys(self._final_keys)
+        self._num_final = len(TABLE_KEYS) + len(self._final_keys)  # info keys only finished sub-envs hold
         self._all_reset = False  # every sub-env was reset once: step() may run
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
         self._needs_reset = np.zeros(self.num_envs, dtype=np.bool_)
@@ -197,16 +210,17 @@ class AlpaDriveVectorEnv(VectorEnv):
             reward = np.asarray(self.reward_spec.fn(self.step_metrics()), dtype=np.float64)[:, None]
         else:
             reward = sim.reward
-        n = self.num_envs
-        terminated, truncated, done = np.empty((3, n), dtype=np.bool_)
-        values = np.zeros((1 + len(TABLE_KEYS), n))
-        rewards, table = values[0], values[1:]
+        n, num_shown = self.num_envs, len(self._step_info_keys)
+        values, ints, flags = empty_outcome(n, len(self._term_info_keys), num_shown, self._num_final)
         finished = settle(
             sim.active,
+            shown,
             sim.terminated,
             sim.truncated,
             reward,
+            sim.reward_terms,
             sim.state["t"],
+            sim.scenario_index,
             sim.state["episode"],
             sim.state["track"],
             sim.routes["gt"],
@@ -214,17 +228,20 @@ class AlpaDriveVectorEnv(VectorEnv):
             self._terminal_index,
             self._terminal_scale,
             self._ep_return,
-            terminated,
-            truncated,
-            rewards,
-            done,
-            table,
+            num_shown,
+            values,
+            ints,
+            flags,
         )
-        infos = self._step_infos(shown)
+        rewards, terminated, truncated, done = values[0], flags[TERMINATED], flags[TRUNCATED], flags[DONE]
+        first_term = 1 + len(TABLE_KEYS)
+        masks = flags[FIRST_MASK:]  # the step infos', then the table's, then the other final keys'
+        infos = self._info_dict(values[first_term:], ints, masks[:num_shown])
         obs = self._obs()
         if not finished:
             return obs, rewards, terminated, truncated, infos
         # What the finished sub-envs add: their episode's metrics and the terminal reward terms.
+        table = values[1:first_term]
         terminal = [term.scale * table[row] for term, _, row in self._terminal_rows]
         if self.autoreset_mode == AutoresetMode.SAME_STEP:
             ep = dict(zip(TABLE_KEYS, table, strict=True))
@@ -239,18 +256,32 @@ class AlpaDriveVectorEnv(VectorEnv):
             infos.update(masked_info({"final_obs": final_obs, "final_info": {**held, **final}}, done))
             obs = self._obs()
         else:
-            infos.update(with_masks(self._final_keys, [with_masks(TABLE_KEYS, table, done), *terminal], done))
+            final_masks = num_shown + len(TABLE_KEYS)
+            ep = dict(zip(TABLE_KEYS, table, strict=True))
+            ep.update(zip(self._table_mask_keys, masks[num_shown:final_masks], strict=True))
+            infos.update(zip(self._final_keys, [ep, *terminal], strict=True))
+            infos.update(zip(self._final_mask_keys, masks[final_masks:], strict=True))
             self._needs_reset |= done
         return obs, rewards, terminated, truncated, infos
 
     def _step_infos(self, shown: np.ndarray) -> dict[str, Any]:
         """The last step's infos (`alpagym_env.envs.infos.step_info`) of sub-envs where `shown` is set."""
         sim = self.sim
-        values = [*sim.reward_terms[:, 0].T.copy(), sim.state["t"].copy(), sim.scenario_index.copy()]
+        masks = np.empty((len(self._step_info_keys), self.num_envs), dtype=np.bool_)
+        masks[:] = shown
+        ints = (sim.state["t"].copy(), sim.scenario_index.copy())
+        return self._info_dict(sim.reward_terms[:, 0].T.copy(), ints, masks)
+
+    def _info_dict(self, terms, ints, masks: np.ndarray) -> dict[str, Any]:
+        """The step infos from new arrays: terms (Kr, num_envs) the reward terms, ints t and
+        scenario_index (num_envs,) each, masks (len(step info keys), num_envs) bool."""
+        values = [*terms, *ints]
         if self.config.action_type == "trajectory":
-            flags = sim.ctrl_flags[:, 0].astype(np.int64)
+            flags = self.sim.ctrl_flags[:, 0].astype(np.int64)
             values += [(flags & INFEASIBLE) != 0, flags]
-        return with_masks(self._step_info_keys, values, shown)
+        infos = dict(zip(self._step_info_keys, values, strict=True))
+        infos.update(zip(self._step_mask_keys, masks, strict=True))
+        return infos
 
     def step_metrics(self) -> dict[str, np.ndarray]:
         """The last step's metric channels by name, (num_envs,) arrays."""
