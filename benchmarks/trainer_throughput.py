@@ -27,7 +27,10 @@ One process, one run, one table:
 4. The policy lag of every group the learner trained on (``policy_lag_counts`` summed over records).
 5. The CPU cost of one env-step in each part, one thread each (`cost_per_env_step`): the engine, the
    policy's sampling and the rest of an actor's rollout, and the learner's update; and the ceiling
-   they put on the learner's env-steps/s on this machine's cores, as a share of the raw engine.
+   they put on the learner's env-steps/s on this machine's cores, as a share of the raw engine. Then
+   the floor no overhead can lower: the policy's arithmetic per env-step (one forward pass to sample,
+   each update epoch's forward and backward passes) at the rate one core multiplies float32 matrices,
+   plus the engine.
 
 The machine's other load shifts every number: compare rows of one run only. The raw engine's two
 Numba threads suffer most from another busy process (their barriers wait for a descheduled thread),
@@ -241,7 +244,39 @@ def cost_per_env_step(args, init: Path, seconds: float) -> dict[str, float]:
     us["total"] = rollout / steps * 1e6 + us["update"]
     us["num_envs"] = envs
     us["mean_episode_steps"] = steps / sum(b.mask.shape[0] * b.mask.shape[1] for b in batches)
+    # The arithmetic no overhead can remove: a forward pass to sample each env-step, and each epoch's
+    # forward and backward (about two forward passes) over the share of steps the update trains on.
+    algo = cfg.grpo_config()
+    forward = forward_flops(policy)
+    us["policy_mflop"] = forward * (1 + 3 * algo.epochs * algo.step_fraction) / 1e6
+    us["matmul_gflops"] = matmul_gflops(policy)
+    us["policy_floor"] = us["policy_mflop"] * 1e3 / us["matmul_gflops"]
     return us
+
+
+def forward_flops(policy) -> float:
+    """Floating-point operations of one forward pass of `policy`'s linear layers, per row."""
+    import torch
+
+    return float(
+        sum(2 * m.in_features * m.out_features for m in policy.modules() if isinstance(m, torch.nn.Linear))
+    )
+
+
+def matmul_gflops(policy, rows: int = 4096, seconds: float = 0.5) -> float:
+    """One thread's float32 matrix-product rate on `policy`'s widest hidden layer, `rows` rows at a time
+    (the batch sizes of an update, at which BLAS runs near the core's peak), GFLOP/s."""
+    import torch
+
+    width = max(m.out_features for m in policy.modules() if isinstance(m, torch.nn.Linear))
+    x, w = torch.randn(rows, width), torch.randn(width, width)
+    for _ in range(3):
+        x @ w
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        x @ w
+        n += 1
+    return 2.0 * rows * width * width * n / (time.perf_counter() - t0) / 1e9
 
 
 def run_ppo(args, out: Path) -> dict[str, Any]:
@@ -419,6 +454,16 @@ def report(
                 if raw
                 else "-"
             )
+        )
+        floor = cost["engine"] + cost["policy_floor"]
+        print(
+            f"the policy's arithmetic, {cost['policy_mflop']:.2f} MFLOP per env-step (a forward pass to "
+            f"sample, forward and backward passes to learn), takes {cost['policy_floor']:.1f} us at this "
+            f"core's float32 matrix-product rate ({cost['matmul_gflops']:.0f} GFLOP/s, one thread): with the "
+            "engine, "
+            f"{floor:.1f} us per env-step before any overhead, a ceiling of {cores * 1e6 / floor:,.0f} "
+            "env-steps/s"
+            + (f" ({cores * 1e6 / floor / raw['env_steps_per_s']:.0%} of the raw engine)" if raw else "")
         )
 
     print("\nTargets")

@@ -206,12 +206,39 @@ class AlpaDriveVectorEnv(VectorEnv):
             if resetting.size:
                 self._reset_envs(resetting)
         sim.step(self._actions)
+        values, ints, flags, finished = self._settle(shown)
+        rewards, terminated, truncated, done = values[0], flags[TERMINATED], flags[TRUNCATED], flags[DONE]
+        num_shown, first_term = len(self._step_info_keys), 1 + len(TABLE_KEYS)
+        masks = flags[FIRST_MASK:]  # the step infos', then the table's, then the other final keys'
+        infos = self._info_dict(values[first_term:], ints, masks[:num_shown])
+        obs = self._obs()
+        if not finished:
+            return obs, rewards, terminated, truncated, infos
+        # What the finished sub-envs add: their episode's metrics and the terminal reward terms.
+        table = values[1:first_term]
+        ep = dict(zip(TABLE_KEYS, table, strict=True))
+        final = [ep, *(term.scale * table[row] for term, _, row in self._terminal_rows)]
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            obs, infos = self._reset_same_step(obs, infos, final, done)
+        else:
+            table_masks = num_shown + len(TABLE_KEYS)
+            ep.update(zip(self._table_mask_keys, masks[num_shown:table_masks], strict=True))
+            infos.update(zip(self._final_keys, final, strict=True))
+            infos.update(zip(self._final_mask_keys, masks[table_masks:], strict=True))
+            self._needs_reset |= done
+        return obs, rewards, terminated, truncated, infos
+
+    def _settle(self, shown: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """`outcome.settle` of the step just taken, into new arrays: values, ints, flags (its layout) and
+        how many sub-envs finished."""
+        sim = self.sim
         if self.reward_spec.fn is not None:
             reward = np.asarray(self.reward_spec.fn(self.step_metrics()), dtype=np.float64)[:, None]
         else:
             reward = sim.reward
-        n, num_shown = self.num_envs, len(self._step_info_keys)
-        values, ints, flags = empty_outcome(n, len(self._term_info_keys), num_shown, self._num_final)
+        num_shown = len(self._step_info_keys)
+        num_terms = len(self._term_info_keys)
+        values, ints, flags = empty_outcome(self.num_envs, num_terms, num_shown, self._num_final)
         finished = settle(
             sim.active,
             shown,
@@ -233,36 +260,22 @@ class AlpaDriveVectorEnv(VectorEnv):
             ints,
             flags,
         )
-        rewards, terminated, truncated, done = values[0], flags[TERMINATED], flags[TRUNCATED], flags[DONE]
-        first_term = 1 + len(TABLE_KEYS)
-        masks = flags[FIRST_MASK:]  # the step infos', then the table's, then the other final keys'
-        infos = self._info_dict(values[first_term:], ints, masks[:num_shown])
-        obs = self._obs()
-        if not finished:
-            return obs, rewards, terminated, truncated, infos
-        # What the finished sub-envs add: their episode's metrics and the terminal reward terms.
-        table = values[1:first_term]
-        terminal = [term.scale * table[row] for term, _, row in self._terminal_rows]
-        if self.autoreset_mode == AutoresetMode.SAME_STEP:
-            ep = dict(zip(TABLE_KEYS, table, strict=True))
-            final = dict(zip(self._final_keys, [ep, *terminal], strict=True))
-            held = {k: np.where(done, v, np.zeros_like(v)) for k, v in infos.items() if k[0] != "_"}
-            done_ids = np.flatnonzero(done)
-            final_obs = np.full(n, None, dtype=object)
-            for b in done_ids:
-                final_obs[b] = _take(obs, b)
-            self._reset_envs(done_ids)
-            infos = self._step_infos(shown)
-            infos.update(masked_info({"final_obs": final_obs, "final_info": {**held, **final}}, done))
-            obs = self._obs()
-        else:
-            final_masks = num_shown + len(TABLE_KEYS)
-            ep = dict(zip(TABLE_KEYS, table, strict=True))
-            ep.update(zip(self._table_mask_keys, masks[num_shown:final_masks], strict=True))
-            infos.update(zip(self._final_keys, [ep, *terminal], strict=True))
-            infos.update(zip(self._final_mask_keys, masks[final_masks:], strict=True))
-            self._needs_reset |= done
-        return obs, rewards, terminated, truncated, infos
+        return values, ints, flags, finished
+
+    def _reset_same_step(self, obs, infos: dict, final: list, done: np.ndarray) -> tuple[Any, dict]:
+        """SAME_STEP: resets the finished sub-envs at once; their last observation and infos (`infos`,
+        and `final`: the values of the keys only finished sub-envs hold) go to ``final_obs`` and
+        ``final_info``."""
+        held = {k: np.where(done, v, np.zeros_like(v)) for k, v in infos.items() if k[0] != "_"}
+        final_info = {**held, **dict(zip(self._final_keys, final, strict=True))}
+        done_ids = np.flatnonzero(done)
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for b in done_ids:
+            final_obs[b] = _take(obs, b)
+        self._reset_envs(done_ids)
+        infos = self._step_infos(self._every)
+        infos.update(masked_info({"final_obs": final_obs, "final_info": final_info}, done))
+        return self._obs(), infos
 
     def _step_infos(self, shown: np.ndarray) -> dict[str, Any]:
         """The last step's infos (`alpagym_env.envs.infos.step_info`) of sub-envs where `shown` is set."""

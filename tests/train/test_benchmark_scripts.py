@@ -41,6 +41,10 @@ def test_trainer_throughput_prints_its_table(redis_required, tmp_path, capsys, m
     parts = cost["engine"] + cost["sample"] + cost["actor_rest"] + cost["update"]
     assert abs(parts - cost["total"]) < 1e-6 * cost["total"]
     assert "CPU cost per env-step" in out and "ceiling on" in out
+    # The floor: 0.5 of the steps trained, 2 epochs: a forward pass, then 3 of them per epoch on half.
+    forward = 2 * (177 * 256 + 256 * 256 + 256 * 2)
+    assert cost["policy_mflop"] == pytest.approx(forward * (1 + 3 * 2 * 0.5) / 1e6)
+    assert cost["matmul_gflops"] > 0 and "before any overhead" in out
 
 
 def test_weight_sync_row_states_the_target_and_ratio(capsys):
