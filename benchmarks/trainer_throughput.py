@@ -254,13 +254,16 @@ def cost_per_env_step(args, init: Path, seconds: float) -> dict[str, float]:
     return us
 
 
-def forward_flops(policy) -> float:
-    """Floating-point operations of one forward pass of `policy`'s linear layers, per row."""
+def linear_layers(policy) -> list:
+    """`policy`'s `torch.nn.Linear` layers."""
     import torch
 
-    return float(
-        sum(2 * m.in_features * m.out_features for m in policy.modules() if isinstance(m, torch.nn.Linear))
-    )
+    return [m for m in policy.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def forward_flops(policy) -> float:
+    """Floating-point operations of one forward pass of `policy`'s linear layers, per row."""
+    return float(sum(2 * m.in_features * m.out_features for m in linear_layers(policy)))
 
 
 def matmul_gflops(policy, rows: int = 4096, seconds: float = 0.5) -> float:
@@ -268,7 +271,7 @@ def matmul_gflops(policy, rows: int = 4096, seconds: float = 0.5) -> float:
     (the batch sizes of an update, at which BLAS runs near the core's peak), GFLOP/s."""
     import torch
 
-    width = max(m.out_features for m in policy.modules() if isinstance(m, torch.nn.Linear))
+    width = max(m.out_features for m in linear_layers(policy))
     x, w = torch.randn(rows, width), torch.randn(width, width)
     for _ in range(3):
         x @ w
